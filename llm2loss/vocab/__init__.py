@@ -1,0 +1,122 @@
+"""Built-in phrase lists (vocabularies) and the loader for them and for users' own files.
+
+A vocabulary is a list of phrases the diagnosers are asked about: class names of CIFAR-10/100,
+CIFAR-100 super-classes, CelebA attributes, in-domain e-mail topics for the spam example, and
+out-of-domain lists used as negatives for the familiarity AUROC. Each lives in this folder as a
+`.txt` file: one phrase per line, blank lines and lines starting with `#` ignored.
+
+`load_vocabulary("cifar10")` loads a built-in list; `load_vocabulary("my_phrases.txt")` loads a
+user's file in the same format. `load_attribute_pairs` reads files of `attr | phrase | phrase`
+lines (the phrase for "attr" and for "not attr"), e.g. the built-in `celeba_attribute_pairs`.
+`default_vocabularies(modality)` names the lists an audit uses when the user names none.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+from llm2loss.errors import ConfigError, DataError
+
+__all__ = [
+    "OUT_OF_DOMAIN",
+    "available_attribute_pairs",
+    "available_vocabularies",
+    "default_vocabularies",
+    "load_attribute_pairs",
+    "load_vocabulary",
+]
+
+#: Built-in vocabularies that are out-of-domain for the modality's default audit: familiarity
+#: treats them as negatives unless an audit says otherwise.
+OUT_OF_DOMAIN: frozenset[str] = frozenset(
+    {"text_ood", "image_ood", "cifar10", "cifar100", "cifar100_superclasses"}
+)
+
+_PAIRS_SUFFIX = "_attribute_pairs"
+
+_DEFAULTS: dict[str, list[str]] = {
+    "text": ["email_topics", "text_ood"],
+    "image": ["cifar10", "cifar100", "cifar100_superclasses", "image_ood"],
+}
+
+
+def _builtin_names() -> list[str]:
+    """Stem of every built-in `.txt` file in this package, sorted."""
+    folder = resources.files(__name__)
+    return sorted(p.name[: -len(".txt")] for p in folder.iterdir() if p.name.endswith(".txt"))
+
+
+def available_vocabularies() -> list[str]:
+    """Names of the built-in phrase vocabularies, sorted (each loads with `load_vocabulary`)."""
+    return [name for name in _builtin_names() if not name.endswith(_PAIRS_SUFFIX)]
+
+
+def available_attribute_pairs() -> list[str]:
+    """Names of the built-in attribute-pair lists (each loads with `load_attribute_pairs`)."""
+    return [name for name in _builtin_names() if name.endswith(_PAIRS_SUFFIX)]
+
+
+def default_vocabularies(modality: str) -> list[str]:
+    """Built-in vocabulary names an audit of a `modality` ("text" | "image") model uses by default."""
+    if modality not in _DEFAULTS:
+        raise ValueError(f"unknown modality {modality!r}: choose one of {sorted(_DEFAULTS)}")
+    return list(_DEFAULTS[modality])
+
+
+def _read_lines(name_or_path: str | Path, builtins: list[str]) -> tuple[str, list[str]]:
+    """The source label and the non-comment, non-blank stripped lines of a phrase file."""
+    text_name = str(name_or_path)
+    if isinstance(name_or_path, str) and text_name in builtins:
+        raw = resources.files(__name__).joinpath(f"{text_name}.txt").read_text(encoding="utf-8")
+        source = f"built-in vocabulary {text_name!r}"
+    else:
+        path = Path(name_or_path).expanduser()
+        if not path.is_file():
+            raise ConfigError(
+                f"vocabulary {text_name!r} is neither a built-in name nor an existing file; use one "
+                f"of {builtins} or the path of a text file with one phrase per line"
+            )
+        try:
+            raw = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise DataError(
+                f"vocabulary file {str(path)!r} is not UTF-8 text ({exc.reason}); save it as UTF-8"
+            ) from exc
+        source = f"vocabulary file {str(path)!r}"
+    lines = [line.strip() for line in raw.splitlines()]
+    return source, [line for line in lines if line and not line.startswith("#")]
+
+
+def load_vocabulary(name_or_path: str | Path) -> list[str]:
+    """Phrases of a built-in vocabulary (by name) or of a text file (one phrase per line).
+
+    Lines starting with `#` and blank lines are skipped; duplicates are dropped keeping the first.
+    Raises ConfigError for an unknown name / missing file and DataError for a file with no phrases.
+    """
+    source, lines = _read_lines(name_or_path, available_vocabularies())
+    phrases = list(dict.fromkeys(lines))
+    if not phrases:
+        raise DataError(f"{source} holds no phrases; write one phrase per line (# starts a comment)")
+    return phrases
+
+
+def load_attribute_pairs(name_or_path: str | Path) -> dict[str, tuple[str, str]]:
+    """Attribute -> (phrase for "attr", phrase for "not attr") from `attr | yes | no` lines.
+
+    Accepts a built-in name (e.g. "celeba_attribute_pairs") or a file path. Raises DataError naming
+    the line when a line does not have exactly three non-empty `|`-separated fields.
+    """
+    source, lines = _read_lines(name_or_path, available_attribute_pairs())
+    pairs: dict[str, tuple[str, str]] = {}
+    for number, line in enumerate(lines, start=1):
+        fields = [field.strip() for field in line.split("|")]
+        if len(fields) != 3 or not all(fields):
+            raise DataError(
+                f"{source}, phrase line {number} {line!r} is not 'attribute | phrase for attr | "
+                "phrase for not attr'; write three non-empty fields separated by '|'"
+            )
+        pairs[fields[0]] = (fields[1], fields[2])
+    if not pairs:
+        raise DataError(f"{source} holds no attribute pairs; write 'attr | yes phrase | no phrase'")
+    return pairs
