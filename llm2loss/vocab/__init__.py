@@ -8,7 +8,13 @@ out-of-domain lists used as negatives for the familiarity AUROC. Each lives in t
 `load_vocabulary("cifar10")` loads a built-in list; `load_vocabulary("my_phrases.txt")` loads a
 user's file in the same format. `load_attribute_pairs` reads files of `attr | phrase | phrase`
 lines (the phrase for "attr" and for "not attr"), e.g. the built-in `celeba_attribute_pairs`.
-`default_vocabularies(modality)` names the lists an audit uses when the user names none.
+`default_vocabularies(modality)` names the lists an audit uses when the user names none, and
+`vocabularies_for(modality, names)` loads them into the `{name: phrases}` dict the analysis takes.
+
+Domains: the analysis treats a vocabulary as out-of-domain (a negative for the familiarity AUROC,
+never a candidate failure concept) when `is_out_of_domain(name)`: its name is one of
+`OUT_OF_DOMAIN` or carries the prefix `ood:` (e.g. `ood:my_unrelated_phrases.txt`, so users can
+mark their own files). Every other vocabulary is in-domain.
 """
 
 from __future__ import annotations
@@ -23,9 +29,13 @@ __all__ = [
     "available_attribute_pairs",
     "available_vocabularies",
     "default_vocabularies",
+    "is_out_of_domain",
     "load_attribute_pairs",
     "load_vocabulary",
+    "vocabularies_for",
 ]
+
+OOD_PREFIX = "ood:"
 
 #: Built-in vocabularies that are out-of-domain for the modality's default audit: familiarity
 #: treats them as negatives unless an audit says otherwise.
@@ -120,3 +130,18 @@ def load_attribute_pairs(name_or_path: str | Path) -> dict[str, tuple[str, str]]
     if not pairs:
         raise DataError(f"{source} holds no attribute pairs; write 'attr | yes phrase | no phrase'")
     return pairs
+
+
+def is_out_of_domain(name: str) -> bool:
+    """Whether the analysis treats the vocabulary `name` as out-of-domain (see the module doc)."""
+    return name in OUT_OF_DOMAIN or name.startswith(OOD_PREFIX)
+
+
+def vocabularies_for(modality: str, names: list[str] | None = None) -> dict[str, list[str]]:
+    """Load the named vocabularies (built-in names or files; `ood:` prefix allowed) as a dict.
+
+    With no names, the modality's defaults (`default_vocabularies`). Keys are the names as given,
+    so `is_out_of_domain(key)` still tells the domain.
+    """
+    chosen = list(names) if names else default_vocabularies(modality)
+    return {name: load_vocabulary(name.removeprefix(OOD_PREFIX)) for name in chosen}

@@ -12,8 +12,10 @@ from llm2loss.vocab import (
     available_attribute_pairs,
     available_vocabularies,
     default_vocabularies,
+    is_out_of_domain,
     load_attribute_pairs,
     load_vocabulary,
+    vocabularies_for,
 )
 
 
@@ -79,3 +81,15 @@ def test_malformed_pair_line_names_the_line(tmp_path: Path) -> None:
     path.write_text("# nothing\n")
     with pytest.raises(DataError, match="no attribute pairs"):
         load_attribute_pairs(path)
+
+
+def test_vocabularies_for_loads_defaults_and_marks_user_ood_files(tmp_path: Path) -> None:
+    loaded = vocabularies_for("text")
+    assert list(loaded) == default_vocabularies("text")
+    assert loaded["text_ood"] == load_vocabulary("text_ood")
+    path = tmp_path / "far.txt"
+    path.write_text("a tide table\n", encoding="utf-8")
+    mine = vocabularies_for("image", ["cifar10", f"ood:{path}", str(path)])
+    assert mine[f"ood:{path}"] == ["a tide table"] == mine[str(path)]
+    assert is_out_of_domain("cifar10") and is_out_of_domain(f"ood:{path}")
+    assert not is_out_of_domain(str(path)) and not is_out_of_domain("email_topics")
