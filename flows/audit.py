@@ -1,0 +1,247 @@
+"""Prefect flows: audit one release, audit every new release, answer questions about an audit.
+
+Wiring only: every step is a task from `tasks/`, every computation a function of `llm2loss`.
+Shard tasks run on Dask (a LocalCluster by default, an existing cluster by `LLM2LOSS_DASK__ADDRESS`,
+GPU workers with `LLM2LOSS_DASK__GPU=true`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import time
+import uuid
+from collections import Counter
+from typing import Any, Iterator
+
+import dask
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
+from prefect.events import emit_event
+from prefect.futures import as_completed
+from prefect_dask import DaskTaskRunner
+
+from flows.events import AUDIT_COMPLETED, release_resource
+from llm2loss import audit, layout, registry
+from llm2loss.config import DaskSettings, ReleaseSpec, Settings
+from llm2loss.errors import Llm2LossError
+from tasks import audit_tasks as t
+
+LOCK_TTL_S = 6 * 3600
+
+
+def make_task_runner(dask_settings: DaskSettings) -> DaskTaskRunner:
+    """A DaskTaskRunner on an existing cluster (address) or a LocalCluster sized by settings."""
+    if dask_settings.address:
+        return DaskTaskRunner(address=dask_settings.address)
+    kwargs: dict[str, Any] = {
+        "n_workers": dask_settings.n_workers,
+        "threads_per_worker": dask_settings.threads_per_worker,
+        "processes": True,
+        "host": "127.0.0.1",
+        "dashboard_address": None,
+    }
+    if dask_settings.gpu:
+        kwargs["resources"] = {"GPU": 1}
+    return DaskTaskRunner(cluster_class="distributed.LocalCluster", cluster_kwargs=kwargs)
+
+
+def load_settings(overrides: dict[str, Any] | None) -> Settings:
+    """Settings from the environment, with a flow parameter's overrides on top."""
+    base = Settings().model_dump()
+    for section, values in (overrides or {}).items():
+        if isinstance(values, dict) and isinstance(base.get(section), dict):
+            base[section].update(values)
+        else:
+            base[section] = values
+    return Settings.model_validate(base)
+
+
+@contextlib.contextmanager
+def _gpu_annotation(enabled: bool) -> Iterator[None]:
+    if enabled:
+        with dask.annotate(resources={"GPU": 1}):
+            yield
+    else:
+        yield
+
+
+def _run_shards(task, pending: list[int], *, what: str, gpu: bool, progress: bool, args: tuple) -> dict[str, Any]:
+    """Submit one task per pending shard; log counts and throughput as they finish."""
+    logger = get_run_logger()
+    start = time.perf_counter()
+    with _gpu_annotation(gpu):
+        futures = [task.submit(*args[:-1], index, args[-1]) for index in pending]
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(futures), desc=what, unit="shard")
+    rows = skipped = 0
+    for done, future in enumerate(as_completed(futures), start=1):
+        result = future.result()
+        rows += result["rows"]
+        skipped += result["failures"]
+        elapsed = time.perf_counter() - start
+        logger.info("%s: %d/%d shards, %d rows, %.1f rows/s", what, done, len(futures), rows, rows / max(elapsed, 1e-9))
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    return {"shards": len(futures), "rows": rows, "skipped": skipped, "seconds": time.perf_counter() - start}
+
+
+@flow(name="audit-release", log_prints=True, task_runner=make_task_runner(Settings().dask))
+def audit_release(
+    model: str, version: str, settings: dict[str, Any] | None = None, progress: bool = False
+) -> dict[str, Any]:
+    """Audit one release end to end; returns the audit manifest. Does nothing if already done."""
+    logger = get_run_logger()
+    cfg = load_settings(settings)
+    store_settings = cfg.store
+    store = audit.get_store(store_settings)
+    release = registry.get(store, model, version)
+    done = audit.audit_manifest(store_settings, model, version)
+    if done is not None:
+        logger.info("audit of %s already completed at %s; nothing to do", release.ref, done["completed_at"])
+        return done
+    lock_key = layout.audit_prefix(model, version) + "/lock"
+    owner = f"{socket.gethostname()}:{uuid.uuid4().hex}"
+    if not store.acquire_lock(lock_key, owner, LOCK_TTL_S):
+        logger.info("another run is auditing %s; waiting for it to finish", release.ref)
+        return _wait_for_audit(cfg, release)
+    try:
+        manifest = _audit(cfg, release, progress=progress)
+    finally:
+        store.release_lock(lock_key, owner)
+    return manifest
+
+
+def _wait_for_audit(cfg: Settings, release: ReleaseSpec, timeout_s: float = LOCK_TTL_S) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout_s
+    store = audit.get_store(cfg.store)
+    lock_key = layout.audit_prefix(release.model, release.version) + "/lock"
+    while time.monotonic() < deadline:
+        manifest = audit.audit_manifest(cfg.store, release.model, release.version)
+        if manifest is not None:
+            return manifest
+        if not store.lock_held(lock_key):
+            raise Llm2LossError(
+                f"the concurrent audit of {release.ref} stopped without finishing; run the audit again"
+            )
+        time.sleep(2.0)
+    raise Llm2LossError(f"timed out waiting for the concurrent audit of {release.ref}")
+
+
+def _audit(cfg: Settings, release: ReleaseSpec, *, progress: bool) -> dict[str, Any]:
+    store_settings, settings, cache_dir = cfg.store, cfg.audit, cfg.cache_dir
+    stage_seconds: dict[str, float] = {}
+    start = time.perf_counter()
+    # On a worker: it loads the encoder there, where the shard tasks reuse it.
+    plan = t.plan_audit.submit(store_settings, release, settings, cache_dir).result()
+    stage_seconds["plan"] = time.perf_counter() - start
+
+    embed = {"shards": 0, "rows": 0, "skipped": 0, "seconds": 0.0, "reused": plan.embeddings_ready}
+    if not plan.embeddings_ready:
+        pending = t.pending_shards(store_settings, plan.embeddings_prefix, plan.n_shards)
+        embed.update(_run_shards(t.embed_shard, pending, what="embed", gpu=cfg.dask.gpu, progress=progress,
+                                 args=(store_settings, release, plan, cache_dir)))
+        t.seal_stage(store_settings, plan.embeddings_prefix, plan.n_shards)
+    stage_seconds["embed"] = embed["seconds"]
+
+    pending = t.pending_shards(store_settings, plan.losses_prefix, plan.n_shards)
+    losses = _run_shards(t.loss_shard, pending, what="losses", gpu=cfg.dask.gpu, progress=progress,
+                         args=(store_settings, release, plan, cache_dir))
+    sealed = t.seal_stage(store_settings, plan.losses_prefix, plan.n_shards)
+    stage_seconds["losses"] = losses["seconds"]
+
+    start = time.perf_counter()
+    metrics = t.train_and_analyse.submit(store_settings, release, plan, settings).result()
+    stage_seconds["train_and_analyse"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    regression = t.regression_report(store_settings, release, plan, metrics)
+    stage_seconds["regression"] = time.perf_counter() - start
+    summary = _summary(cfg, release, plan, sealed, metrics, stage_seconds)
+    metrics["summary"] = summary
+    report = t.publish_report(store_settings, release, plan, metrics, regression)
+    flag = bool(regression and regression.get("significant_regression"))
+    manifest = t.write_audit_manifest(store_settings, release, plan, report, summary, flag)
+    _publish_artifacts(release, metrics, report, regression)
+    emit_event(
+        event=AUDIT_COMPLETED,
+        resource=release_resource(release.model, release.version),
+        payload={"model": release.model, "version": release.version, "report": report["uri"],
+                 "significant_regression": flag},
+    )
+    return manifest
+
+
+def _summary(cfg: Settings, release: ReleaseSpec, plan: audit.AuditPlan, sealed: dict[str, Any],
+             metrics: dict[str, Any], stage_seconds: dict[str, float]) -> dict[str, Any]:
+    store = audit.get_store(cfg.store)
+    failures = store.read_stage_manifest(plan.losses_prefix).get("failures", [])
+    reasons = Counter(reason for _id, reason in failures)
+    return {
+        "model": release.model,
+        "version": release.version,
+        "dataset": plan.dataset,
+        "dataset_fingerprint": plan.dataset_fingerprint,
+        "encoder": plan.encoder_spec,
+        "encoder_fingerprint": plan.encoder_fingerprint,
+        "task": release.task,
+        "samples_used": int(sealed["rows"]),
+        "samples_skipped": len(failures),
+        "skipped_reasons": dict(reasons),
+        "split": metrics.get("split", {}),
+        "stage_seconds": {k: round(v, 3) for k, v in stage_seconds.items()},
+        "created_at": audit.now_iso(),
+    }
+
+
+def _artifact_key(*parts: str) -> str:
+    """Prefect artifact keys allow lowercase letters, digits and dashes only."""
+    raw = "-".join(parts).lower()
+    return "".join(c if c.isalnum() else "-" for c in raw).strip("-")[:100]
+
+
+def _publish_artifacts(release: ReleaseSpec, metrics: dict[str, Any], report: dict[str, Any],
+                       regression: dict[str, Any] | None) -> None:
+    """Markdown summary, tables and a link to the HTML report, keyed per model for history."""
+    from llm2loss.report import prefect_artifact_payloads
+
+    payloads = prefect_artifact_payloads(metrics, report["uri"], regression)
+    create_markdown_artifact(markdown=payloads["markdown"], key=_artifact_key("llm2loss", release.model, "summary"),
+                             description=f"Audit summary of {release.ref}")
+    for name, rows in payloads.get("tables", {}).items():
+        if rows:
+            create_table_artifact(table=rows, key=_artifact_key("llm2loss", release.model, name),
+                                  description=f"{name} of {release.ref}")
+    create_link_artifact(link=payloads.get("link", report["uri"]), link_text=f"Report of {release.ref}",
+                         key=_artifact_key("llm2loss", release.model, "report"))
+    if regression is not None and payloads.get("regression_markdown"):
+        create_markdown_artifact(markdown=payloads["regression_markdown"],
+                                 key=_artifact_key("llm2loss", release.model, "regression"),
+                                 description=f"Regression of {release.ref} against the previous version")
+
+
+@flow(name="audit-new-releases", log_prints=True)
+def audit_new_releases(settings: dict[str, Any] | None = None) -> list[str]:
+    """Audit every registered release that has no completed audit yet (as subflows)."""
+    logger = get_run_logger()
+    cfg = load_settings(settings)
+    store = audit.get_store(cfg.store)
+    todo = registry.unaudited(store)
+    logger.info("%d release(s) without a completed audit: %s", len(todo), ", ".join(r.ref for r in todo) or "none")
+    runner = audit_release.with_options(task_runner=make_task_runner(cfg.dask))
+    audited = []
+    for release in sorted(todo, key=lambda r: r.created_at):
+        runner(model=release.model, version=release.version, settings=settings)
+        audited.append(release.ref)
+    return audited
+
+
+def run_audit(model: str, version: str, cfg: Settings, *, progress: bool = False) -> dict[str, Any]:
+    """Run `audit_release` in this process with the task runner the settings ask for."""
+    runner = audit_release.with_options(task_runner=make_task_runner(cfg.dask))
+    return runner(model=model, version=version, settings=cfg.model_dump(mode="json"), progress=progress)

@@ -1,0 +1,453 @@
+"""The stages of one audit, as plain functions over the artifact store.
+
+An audit of a release goes: plan -> embed shards (once per dataset and encoder) -> loss shards
+(once per release) -> train diagnosers and analyse -> publish the report -> write the manifest.
+Each stage reads its inputs from the store and writes its outputs there, and returns only small
+JSON-able dicts, so the Prefect tasks in `tasks/` are thin wrappers and nothing big travels
+through a task graph. Every stage is idempotent: a part already listed (sidecar present and
+matching) is skipped, so a rerun never repeats finished work.
+
+Heavy objects (the dataset source, the encoder, the audited model) are built through per-process
+caches, so a Dask worker loads each once and reuses it across shards.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+from pydantic import BaseModel
+
+from llm2loss import layout
+from llm2loss.config import AuditSettings, DatasetSpec, ReleaseSpec, StoreSettings
+from llm2loss.errors import DataError
+from llm2loss.store import ArtifactStore
+
+ATTRIBUTE_PREFIX = "attr__"
+
+
+class AuditPlan(BaseModel):
+    """What an audit will do, computed once at its start. Small: it travels between tasks."""
+
+    model: str
+    version: str
+    modality: str
+    dataset: str
+    dataset_fingerprint: str
+    encoder_spec: str
+    encoder_fingerprint: str
+    shard_size: int
+    n_shards: int
+    embeddings_prefix: str
+    losses_prefix: str
+    embeddings_ready: bool
+
+
+# --- per-process caches: built once per worker, never shipped through the graph -------------
+
+
+@functools.lru_cache(maxsize=8)
+def _store(settings_json: str) -> ArtifactStore:
+    return ArtifactStore.from_settings(StoreSettings.model_validate_json(settings_json))
+
+
+def get_store(settings: StoreSettings) -> ArtifactStore:
+    """The store for these settings, built once per process."""
+    return _store(settings.model_dump_json())
+
+
+@functools.lru_cache(maxsize=8)
+def _source(spec_json: str, cache_dir: str) -> Any:
+    from llm2loss.sources import build_source
+
+    return build_source(DatasetSpec.model_validate_json(spec_json), cache_dir=Path(cache_dir))
+
+
+def get_source(spec: DatasetSpec, cache_dir: str) -> Any:
+    """The dataset source for this spec, built once per process."""
+    return _source(spec.model_dump_json(), str(Path(cache_dir).expanduser()))
+
+
+@functools.lru_cache(maxsize=4)
+def get_encoder(spec: str) -> Any:
+    """The encoder for this spec string, loaded once per process."""
+    from llm2loss.encoders import build_encoder
+
+    return build_encoder(spec)
+
+
+@functools.lru_cache(maxsize=4)
+def _model(release_json: str, store_json: str, cache_dir: str) -> Any:
+    from llm2loss.losses import load_model
+    from llm2loss.registry import fetch_weights
+
+    release = ReleaseSpec.model_validate_json(release_json)
+    store = _store(store_json)
+    weights = fetch_weights(store, release, Path(cache_dir))
+    return load_model(release, weights_path=weights)
+
+
+def get_model(release: ReleaseSpec, store: StoreSettings, cache_dir: str) -> Any:
+    """The audited model of this release, loaded once per process."""
+    return _model(release.model_dump_json(), store.model_dump_json(), str(Path(cache_dir).expanduser()))
+
+
+def encoder_spec_for(release: ReleaseSpec, modality: str) -> str:
+    """The encoder a release is audited with: its own, or the default for the data modality."""
+    from llm2loss.encoders import default_encoder_spec
+
+    return release.encoder or default_encoder_spec(modality)
+
+
+# --- stages ---------------------------------------------------------------------------------
+
+
+def plan_audit(
+    store_settings: StoreSettings, release: ReleaseSpec, settings: AuditSettings, cache_dir: str
+) -> AuditPlan:
+    """Fingerprint the dataset and encoder and say where every part of the audit goes."""
+    store = get_store(store_settings)
+    source = get_source(release.dataset, cache_dir)
+    spec = encoder_spec_for(release, source.modality)
+    encoder = get_encoder(spec)
+    emb_prefix = layout.embeddings_prefix(release.dataset.name, source.fingerprint, encoder.fingerprint)
+    return AuditPlan(
+        model=release.model,
+        version=release.version,
+        modality=source.modality,
+        dataset=release.dataset.name,
+        dataset_fingerprint=source.fingerprint,
+        encoder_spec=spec,
+        encoder_fingerprint=encoder.fingerprint,
+        shard_size=settings.shard_size,
+        n_shards=source.n_shards(settings.shard_size),
+        embeddings_prefix=emb_prefix,
+        losses_prefix=layout.losses_prefix(release.model, release.version),
+        embeddings_ready=store.read_stage_manifest(emb_prefix) is not None,
+    )
+
+
+def pending_shards(store_settings: StoreSettings, prefix: str, n_shards: int) -> list[int]:
+    """Shards of a stage whose part is not yet written and verified."""
+    store = get_store(store_settings)
+    done = store.done_parts(prefix)
+    pending = []
+    for index in range(n_shards):
+        info = done.get(index)
+        if info is None or not store.verify_part(info):
+            pending.append(index)
+    return pending
+
+
+def _failures_key(prefix: str, index: int) -> str:
+    return f"{prefix}/failures-{index:05d}.json"
+
+
+def embed_shard(
+    store_settings: StoreSettings, release: ReleaseSpec, plan: AuditPlan, index: int, cache_dir: str
+) -> dict[str, Any]:
+    """Embed one shard of the dataset and write its part. Returns the part's key and counts."""
+    from llm2loss.store import embeddings_table
+
+    store = get_store(store_settings)
+    shard = get_source(release.dataset, cache_dir).read_shard(index, plan.shard_size)
+    encoder = get_encoder(plan.encoder_spec)
+    start = time.perf_counter()
+    matrix = encoder.encode_inputs(shard.inputs) if shard.ids else np.zeros((0, encoder.dim), np.float32)
+    seconds = time.perf_counter() - start
+    store.write_json(_failures_key(plan.embeddings_prefix, index), shard.failures)
+    info = store.write_part(plan.embeddings_prefix, index, embeddings_table(shard.ids, matrix))
+    return {"key": info.key, "rows": info.rows, "failures": len(shard.failures), "seconds": seconds}
+
+
+def loss_shard(
+    store_settings: StoreSettings, release: ReleaseSpec, plan: AuditPlan, index: int, cache_dir: str
+) -> dict[str, Any]:
+    """Compute the audited model's per-sample loss on one shard and write its part.
+
+    The part carries the sample's attribute columns (prefixed `attr__`) beside id, loss, label,
+    prediction and correctness, so the analysis reads one table per release.
+    """
+    from llm2loss.losses import compute_losses
+
+    store = get_store(store_settings)
+    shard = get_source(release.dataset, cache_dir).read_shard(index, plan.shard_size)
+    model = get_model(release, store_settings, cache_dir)
+    start = time.perf_counter()
+    table = compute_losses(model, shard, task=release.task)
+    seconds = time.perf_counter() - start
+    table = _with_attributes(table, shard.ids, shard.attributes)
+    store.write_json(_failures_key(plan.losses_prefix, index), shard.failures)
+    info = store.write_part(plan.losses_prefix, index, table)
+    return {"key": info.key, "rows": info.rows, "failures": len(shard.failures), "seconds": seconds}
+
+
+def _with_attributes(table: pa.Table, ids: list[str], attributes: pd.DataFrame) -> pa.Table:
+    """Append the shard's attribute columns, aligned on id, to a loss table."""
+    if attributes is None or attributes.empty or len(attributes.columns) == 0:
+        return table
+    frame = attributes.copy()
+    frame.index = ids
+    frame = frame.reindex(table.column("id").to_pylist())
+    for column in frame.columns:
+        values = frame[column]
+        if values.dtype == object:
+            values = values.astype("string")
+        table = table.append_column(f"{ATTRIBUTE_PREFIX}{column}", pa.array(values, from_pandas=True))
+    return table
+
+
+def seal_stage(store_settings: StoreSettings, prefix: str, n_shards: int) -> dict[str, Any]:
+    """Write a stage's manifest once every part is present and verified; returns its counts."""
+    store = get_store(store_settings)
+    missing = pending_shards(store_settings, prefix, n_shards)
+    if missing:
+        raise DataError(
+            f"stage {prefix} is missing parts {missing[:10]}; rerun the audit to compute them"
+        )
+    done = store.done_parts(prefix)
+    parts = [done[i] for i in range(n_shards)]
+    failures: list[Any] = []
+    for index in range(n_shards):
+        key = _failures_key(prefix, index)
+        if store.exists(key):
+            failures.extend(store.read_json(key))
+    store.write_stage_manifest(prefix, parts, {"failures": failures})
+    return {"prefix": prefix, "rows": sum(p.rows for p in parts), "failures": len(failures)}
+
+
+def is_test_id(sample_id: str, *, seed: int, test_fraction: float) -> bool:
+    """Deterministic split by a hash of the id: every release of a dataset gets the same split."""
+    digest = hashlib.sha256(f"{seed}:{sample_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 < test_fraction
+
+
+def load_audit_data(store_settings: StoreSettings, plan: AuditPlan) -> dict[str, Any]:
+    """Join embeddings and losses on id; return the arrays the analysis needs."""
+    from llm2loss.store import table_to_matrix
+
+    store = get_store(store_settings)
+    ids_emb, matrix = table_to_matrix(store.read_stage_table(plan.embeddings_prefix))
+    losses = store.read_stage_table(plan.losses_prefix).to_pandas()
+    position = pd.Series(np.arange(len(ids_emb)), index=pd.Index(ids_emb))
+    losses = losses[losses["id"].isin(position.index)].reset_index(drop=True)
+    X = matrix[position.loc[losses["id"]].to_numpy()]
+    return {"ids": losses["id"].tolist(), "X": X, "losses": losses}
+
+
+def train_and_analyse(
+    store_settings: StoreSettings,
+    release: ReleaseSpec,
+    plan: AuditPlan,
+    settings: AuditSettings,
+) -> dict[str, Any]:
+    """Fit every configured diagnoser on the train split, evaluate on the test split, save them.
+
+    Returns the metrics dict (JSON-able) that the report renders.
+    """
+    from llm2loss.analysis import analyse
+    from llm2loss.vocab import vocabularies_for
+
+    store = get_store(store_settings)
+    data = load_audit_data(store_settings, plan)
+    losses: pd.DataFrame = data["losses"]
+    X: np.ndarray = data["X"]
+    test_mask = np.array(
+        [is_test_id(i, seed=settings.seed, test_fraction=settings.test_fraction) for i in data["ids"]]
+    )
+    if test_mask.all() or (~test_mask).all():
+        raise DataError(
+            f"the {len(test_mask)} samples of {release.ref} give an empty train or test split; "
+            "use a dataset with more samples or change audit.test_fraction"
+        )
+    attributes = _attribute_frame(losses)
+    correct = losses["correct"].to_numpy() if "correct" in losses else None
+    encoder = get_encoder(plan.encoder_spec)
+    result = analyse(
+        X_train=X[~test_mask],
+        loss_train=losses["loss"].to_numpy()[~test_mask],
+        X_test=X[test_mask],
+        loss_test=losses["loss"].to_numpy()[test_mask],
+        correct_test=None if correct is None else correct[test_mask],
+        attributes_test=attributes[test_mask].reset_index(drop=True),
+        text_encoder=encoder,
+        settings=settings,
+        vocabularies=vocabularies_for(plan.modality, settings.vocabularies),
+        attribute_phrases=_attribute_phrases(release, attributes),
+        modality=plan.modality,
+    )
+    for name, diagnoser in result.diagnosers.items():
+        objective, arch = name.split("-", 1)
+        with tempfile.TemporaryDirectory() as tmp:
+            diagnoser.save(Path(tmp))
+            store.upload_dir(Path(tmp), layout.diagnoser_prefix(release.model, release.version, objective, arch))
+    metrics = result.metrics
+    metrics["split"] = {"train": int((~test_mask).sum()), "test": int(test_mask.sum())}
+    return metrics
+
+
+def _attribute_frame(losses: pd.DataFrame) -> pd.DataFrame:
+    columns = [c for c in losses.columns if c.startswith(ATTRIBUTE_PREFIX)]
+    frame = losses[columns].copy()
+    frame.columns = [c[len(ATTRIBUTE_PREFIX):] for c in columns]
+    return frame
+
+
+def _attribute_phrases(release: ReleaseSpec, attributes: pd.DataFrame) -> dict[str, tuple[str, str]]:
+    """The phrase pair for each boolean attribute: from the dataset spec, else from the source."""
+    from llm2loss.sources import default_attribute_phrases
+
+    phrases = dict(default_attribute_phrases(release.dataset))
+    phrases.update(release.dataset.attribute_phrases)
+    return {k: v for k, v in phrases.items() if k in attributes.columns}
+
+
+def now_iso() -> str:
+    """The current UTC time, ISO formatted (manifests and summaries)."""
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def dumps(obj: Any) -> str:
+    """Stable JSON for small dicts (used in cache keys and manifests)."""
+    return json.dumps(obj, sort_keys=True, default=str)
+
+
+# --- after the analysis: regression against the previous version, report, manifest -----------
+
+
+def audit_manifest(store_settings: StoreSettings, model: str, version: str) -> dict[str, Any] | None:
+    """The manifest of a completed audit, or None while there is none."""
+    store = get_store(store_settings)
+    key = layout.audit_manifest_key(model, version)
+    if not store.exists(key):
+        return None
+    manifest = store.read_json(key)
+    return manifest if manifest.get("status") == "completed" else None
+
+
+def previous_audit(store_settings: StoreSettings, release: ReleaseSpec, plan: AuditPlan) -> dict[str, Any] | None:
+    """The latest earlier release of the same model audited on the same dataset and encoder."""
+    from llm2loss.registry import list_releases
+
+    store = get_store(store_settings)
+    best: tuple[Any, dict[str, Any]] | None = None
+    for other in list_releases(store):
+        if other.model != release.model or other.version == release.version:
+            continue
+        if other.created_at >= release.created_at:
+            continue
+        manifest = audit_manifest(store_settings, other.model, other.version)
+        if manifest is None:
+            continue
+        if (manifest.get("dataset_fingerprint"), manifest.get("encoder_fingerprint")) != (
+            plan.dataset_fingerprint,
+            plan.encoder_fingerprint,
+        ):
+            continue
+        if best is None or other.created_at > best[0]:
+            best = (other.created_at, manifest)
+    return None if best is None else best[1]
+
+
+def load_diagnosers(store_settings: StoreSettings, model: str, version: str, dest: Path) -> dict[str, Any]:
+    """Download and load every diagnoser of a completed audit (safetensors + JSON, no code run)."""
+    from llm2loss.diagnoser import LossDiagnoser
+
+    store = get_store(store_settings)
+    root = layout.audit_prefix(model, version) + "/diagnosers"
+    names = sorted({key[len(root) + 1 :].split("/", 1)[0] for key in store.list(root)})
+    diagnosers = {}
+    for name in names:
+        local = dest / name
+        store.download_dir(f"{root}/{name}", local)
+        diagnosers[name] = LossDiagnoser.load(local)
+    return diagnosers
+
+
+def regression_against_previous(
+    store_settings: StoreSettings, release: ReleaseSpec, plan: AuditPlan, metrics: dict[str, Any]
+) -> dict[str, Any] | None:
+    """The version-to-version regression report, when an earlier version was audited alike."""
+    from llm2loss.analysis import compare_versions
+
+    previous = previous_audit(store_settings, release, plan)
+    if previous is None:
+        return None
+    store = get_store(store_settings)
+    prev_metrics = store.read_json(layout.report_prefix(previous["model"], previous["version"]) + "/metrics.json")
+    encoder = get_encoder(plan.encoder_spec)
+    phrases = sorted(set(metrics.get("phrases_used", [])) | set(prev_metrics.get("phrases_used", [])))
+    with tempfile.TemporaryDirectory() as tmp:
+        prev = load_diagnosers(store_settings, previous["model"], previous["version"], Path(tmp) / "prev")
+        cur = load_diagnosers(store_settings, release.model, release.version, Path(tmp) / "cur")
+        report = compare_versions(
+            prev_diagnosers=prev,
+            prev_metrics=prev_metrics,
+            cur_diagnosers=cur,
+            cur_metrics=metrics,
+            phrase_embeddings=encoder.encode_text(phrases) if phrases else None,
+            phrases=phrases,
+        )
+    report["previous"] = {"model": previous["model"], "version": previous["version"]}
+    return report
+
+
+def publish_report(
+    store_settings: StoreSettings,
+    release: ReleaseSpec,
+    plan: AuditPlan,
+    metrics: dict[str, Any],
+    regression: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """Render the report and upload it next to the audit; returns the report's keys and URI."""
+    from llm2loss.report import render_report
+
+    store = get_store(store_settings)
+    prefix = layout.report_prefix(release.model, release.version)
+    with tempfile.TemporaryDirectory() as tmp:
+        files = render_report(metrics, Path(tmp), regression=regression)
+        for path in files:
+            store.upload(path, f"{prefix}/{path.name}")
+        if regression is not None:
+            store.write_json(f"{prefix}/regression.json", regression)
+    return {"prefix": prefix, "index": f"{prefix}/index.html", "uri": store.uri_for(f"{prefix}/index.html")}
+
+
+def write_audit_manifest(
+    store_settings: StoreSettings,
+    release: ReleaseSpec,
+    plan: AuditPlan,
+    *,
+    report: dict[str, Any],
+    summary: dict[str, Any],
+    regression_flag: bool,
+) -> dict[str, Any]:
+    """Write the audit's manifest, last of all its artifacts: from now on the audit exists."""
+    store = get_store(store_settings)
+    manifest = {
+        "status": "completed",
+        "model": release.model,
+        "version": release.version,
+        "dataset": plan.dataset,
+        "dataset_fingerprint": plan.dataset_fingerprint,
+        "encoder": plan.encoder_spec,
+        "encoder_fingerprint": plan.encoder_fingerprint,
+        "embeddings": plan.embeddings_prefix,
+        "losses": plan.losses_prefix,
+        "report": report["index"],
+        "metrics": f"{report['prefix']}/metrics.json",
+        "significant_regression": regression_flag,
+        "summary": summary,
+        "completed_at": now_iso(),
+    }
+    store.write_json(layout.audit_manifest_key(release.model, release.version), manifest)
+    return manifest
