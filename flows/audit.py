@@ -190,6 +190,7 @@ def _summary(cfg: Settings, release: ReleaseSpec, plan: audit.AuditPlan, sealed:
         "encoder": plan.encoder_spec,
         "encoder_fingerprint": plan.encoder_fingerprint,
         "task": release.task,
+        "modality": plan.modality,
         "samples_used": int(sealed["rows"]),
         "samples_skipped": len(failures),
         "skipped_reasons": dict(reasons),

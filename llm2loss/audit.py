@@ -451,3 +451,16 @@ def write_audit_manifest(
     }
     store.write_json(layout.audit_manifest_key(release.model, release.version), manifest)
     return manifest
+
+
+def local_report_path(cfg: Any, manifest: dict[str, Any]) -> Path:
+    """A local path of an audit's index.html: in place for a folder store, else downloaded."""
+    store = get_store(cfg.store)
+    key = manifest["report"]
+    local = store.local_path(key)
+    if local is not None:
+        return local
+    dest = Path(cfg.cache_dir).expanduser() / "reports" / manifest["model"] / manifest["version"]
+    for name in store.list(key.rsplit("/", 1)[0]):
+        store.download(name, dest / name.rsplit("/", 1)[-1])
+    return dest / "index.html"
