@@ -1,0 +1,489 @@
+"""LossDiagnoser: a small ensemble mapping language-aligned embeddings to a model's loss.
+
+`fit(X, loss)` trains K members (one batched torch module, `llm2loss.heads.MemberHeads`) with one
+of three objectives (`llm2loss.objectives`): "rank" (which samples lose more), "regress" (how much
+they lose) or "familiarity" (data vs generated negatives; `loss` is ignored). `predict` gives the
+ensemble mean, `predict_members` every member, and `compare(Xa, Xb)` the distribution over members
+of the score difference between paired rows, which is how two phrases are compared with an
+uncertainty. Numpy in, numpy out; torch only inside.
+
+Outputs: "rank" scores are standardised per member over the training data (0 = an average
+training sample, 1 = one standard deviation of that member's scores higher), so members are on one
+scale and averaging them is meaningful; "regress" outputs are in loss units (the inverse of the
+signed-log target transform); "familiarity" outputs are logits (higher = more like the data), never
+probabilities, which saturate and tie on clearly separated inputs.
+
+Modality gap: text embeddings of CLIP-like encoders sit away from the image embeddings. With
+`gap="center"` the data mean (stored at fit) is subtracted from data rows, and the text-reference
+mean (from `fit(..., text_reference=...)`, or else the mean of the query batch) from text rows;
+both are renormalised. The heads are trained on centred data, so both sides meet in one frame.
+
+Saved as a directory: `weights.safetensors` (tensors only) and `diagnoser.json` (parameters and
+scalars). Loading reads those two files and never runs code.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.numpy import load_file, save_file
+from scipy.stats import rankdata
+
+from llm2loss.errors import DataError, NotFittedError, NotFoundError, WeightsError
+from llm2loss.heads import ARCHS, MemberHeads
+from llm2loss.objectives import (NEGATIVES, OBJECTIVES, inverse_slog, sample_negatives, slog,
+                                 training_loss, validation_criterion)
+
+GAPS = ("none", "center")
+MODALITIES = ("data", "text")
+MIN_SAMPLES = 10
+FORMAT = "llm2loss-diagnoser/1"
+_PREDICT_CHUNK = 65536
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Row-wise comparison of a against b over the ensemble members.
+
+    p_higher: (k,) fraction of members scoring a above b.
+    differences: (n_members, k) member score of a minus member score of b.
+    quartiles: (5, k) min, q1, median, q3, max of the differences.
+    """
+
+    p_higher: np.ndarray
+    differences: np.ndarray
+    quartiles: np.ndarray
+
+
+def _check_choice(value: object, choices: tuple[str, ...], what: str) -> None:
+    if value not in choices:
+        raise ValueError(f"unknown {what} {value!r}: choose one of {', '.join(choices)}")
+
+
+def _first_bad(mask: np.ndarray, limit: int = 5) -> str:
+    return ", ".join(str(i) for i in np.flatnonzero(mask)[:limit])
+
+
+def check_matrix(X: Any, name: str, *, dim: int | None = None, min_rows: int = 1) -> np.ndarray:
+    """`X` as a finite float32 (n, dim) array, or a DataError naming the problem and the fix."""
+    arr = np.asarray(X, dtype=np.float32)
+    if arr.ndim == 1 and dim is not None and arr.shape[0] == dim:
+        arr = arr[None, :]
+    if arr.ndim != 2:
+        raise DataError(f"{name} must be a 2-D array (n_samples, dim), got shape {arr.shape}; "
+                        f"reshape it, e.g. {name}.reshape(1, -1) for a single row")
+    if arr.shape[0] < min_rows:
+        raise DataError(f"{name} has {arr.shape[0]} rows but at least {min_rows} are needed; "
+                        f"pass more samples")
+    if dim is not None and arr.shape[1] != dim:
+        raise DataError(f"{name} has dimension {arr.shape[1]} but the diagnoser was fitted on "
+                        f"dimension {dim}; embed with the same encoder used for fitting")
+    bad = ~np.isfinite(arr).all(axis=1)
+    if bad.any():
+        raise DataError(f"{name} has {int(bad.sum())} rows with NaN or inf (first rows: "
+                        f"{_first_bad(bad)}); drop or re-embed those samples")
+    return arr
+
+
+def check_vector(v: Any, name: str, *, length: int) -> np.ndarray:
+    """`v` as a finite float64 (length,) array, or a DataError naming the problem and the fix."""
+    arr = np.asarray(v, dtype=np.float64)
+    if arr.ndim != 1:
+        raise DataError(f"{name} must be a 1-D array, got shape {arr.shape}; flatten it")
+    if arr.shape[0] != length:
+        raise DataError(f"{name} has {arr.shape[0]} values but X has {length} rows; pass one "
+                        f"{name} value per row of X")
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        raise DataError(f"{name} has {int(bad.sum())} NaN or inf values (first indices: "
+                        f"{_first_bad(bad)}); drop those samples or fix the loss computation")
+    return arr
+
+
+def _normalise(X: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(X, axis=1, keepdims=True)
+    return X / np.maximum(norms, 1e-12)
+
+
+def resolve_device(device: str | None) -> torch.device:
+    """The given torch device, or cuda when available, else cpu."""
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+class LossDiagnoser:
+    """An ensemble of `n_members` heads predicting a model's per-sample loss from embeddings.
+
+    Parameters
+    ----------
+    objective: "rank" (default; best at ordering samples, as in the paper), "regress" or
+        "familiarity".
+    arch: "mlp" (Linear-GELU-Linear) or "linear".
+    n_members: ensemble size K.
+    random_state: seed of initialisation, data order, validation split and negatives.
+    gap: "none" (queries come from the same encoder as the data) or "center" (see module doc).
+    device: torch device; None picks cuda when available, else cpu.
+    hidden: MLP hidden width.
+    max_epochs, batch_size, lr, weight_decay: AdamW training; the loss is summed over members so
+        each member trains as if alone.
+    early_stopping, patience, validation_fraction: a held-out slice of the training data is scored
+        after every epoch; each member keeps its best epoch and training stops once every member
+        has gone `patience` epochs without improving.
+    negatives: familiarity negatives, "random" (the paper's uniform random unit vectors, the
+        default: measured by benchmarks/tune_core.py, it separates held-out data from
+        out-of-domain clusters at least as well as "moments" on our synthetic benchmarks, and it
+        makes no assumption about the data) or "moments" (harder: Gaussian with the data's
+        per-coordinate mean and std).
+    mixed_precision: bfloat16 autocast during training (off by default).
+
+    Defaults (width, lr, weight decay, batch, patience) were chosen with benchmarks/tune_core.py
+    on synthetic losses over several seeds, dims 384/512 and n from 500 to 20k.
+    """
+
+    def __init__(self, objective: str = "rank", arch: str = "mlp", *, n_members: int = 5,
+                 random_state: int = 0, gap: str = "none", device: str | None = None,
+                 hidden: int = 128, max_epochs: int = 60, batch_size: int = 256,
+                 lr: float = 1e-3, weight_decay: float = 1e-2, early_stopping: bool = True,
+                 patience: int = 5, validation_fraction: float = 0.15,
+                 negatives: str = "random", mixed_precision: bool = False) -> None:
+        self.objective = objective
+        self.arch = arch
+        self.n_members = n_members
+        self.random_state = random_state
+        self.gap = gap
+        self.device = device
+        self.hidden = hidden
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.early_stopping = early_stopping
+        self.patience = patience
+        self.validation_fraction = validation_fraction
+        self.negatives = negatives
+        self.mixed_precision = mixed_precision
+
+    # ------------------------------------------------------------------ parameters
+    def get_params(self) -> dict[str, Any]:
+        """The constructor parameters (JSON-able)."""
+        return {k: getattr(self, k) for k in (
+            "objective", "arch", "n_members", "random_state", "gap", "device", "hidden",
+            "max_epochs", "batch_size", "lr", "weight_decay", "early_stopping", "patience",
+            "validation_fraction", "negatives", "mixed_precision")}
+
+    def _check_params(self) -> None:
+        _check_choice(self.objective, OBJECTIVES, "objective")
+        _check_choice(self.arch, ARCHS, "arch")
+        _check_choice(self.gap, GAPS, "gap")
+        _check_choice(self.negatives, NEGATIVES, "negatives")
+        for name in ("n_members", "hidden", "max_epochs", "batch_size", "patience"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if not 0.0 < self.validation_fraction < 0.5:
+            raise ValueError(f"validation_fraction must be in (0, 0.5), got "
+                             f"{self.validation_fraction!r}")
+
+    def __repr__(self) -> str:
+        return (f"LossDiagnoser(objective={self.objective!r}, arch={self.arch!r}, "
+                f"n_members={self.n_members}, gap={self.gap!r})")
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, X: Any, loss: Any = None, *, text_reference: Any = None) -> "LossDiagnoser":
+        """Train the ensemble on embeddings `X` (n, dim) and per-sample `loss` (n,).
+
+        `loss` is required for "rank" and "regress" and ignored by "familiarity".
+        `text_reference` (m, dim), optional: phrase embeddings whose mean centres text queries
+        when gap="center".
+        """
+        self._check_params()
+        X = check_matrix(X, "X", min_rows=MIN_SAMPLES)
+        n, dim = X.shape
+        targets = self._targets(loss, n)
+        Xn = _normalise(X)
+        self.dim_ = dim
+        self.data_mean_ = Xn.mean(axis=0).astype(np.float32)
+        self.text_mean_: np.ndarray | None = None
+        if text_reference is not None:
+            ref = check_matrix(text_reference, "text_reference", dim=dim)
+            self.text_mean_ = _normalise(ref).mean(axis=0).astype(np.float32)
+        Z = self._centre(Xn, self.data_mean_) if self.gap == "center" else Xn
+        self.device_ = resolve_device(self.device)
+        self.heads_ = self._train(Z.astype(np.float32), targets)
+        self._calibrate(Z)
+        return self
+
+    def _targets(self, loss: Any, n: int) -> np.ndarray:
+        """Training targets: raw losses (rank), standardised slog losses (regress), none."""
+        if self.objective == "familiarity":
+            return np.ones(n, dtype=np.float32)
+        if loss is None:
+            raise DataError(f"objective {self.objective!r} needs the per-sample loss: call "
+                            f"fit(X, loss) (only 'familiarity' fits on X alone)")
+        y = check_vector(loss, "loss", length=n)
+        if np.ptp(y) == 0:
+            raise DataError(f"loss is constant ({y[0]!r}) so there is nothing to "
+                            f"{self.objective}; check that per-sample losses were computed")
+        if self.objective == "rank":
+            self.target_mean_, self.target_std_ = 0.0, 1.0
+            return y.astype(np.float32)
+        t = slog(y)
+        self.target_mean_, self.target_std_ = float(t.mean()), float(t.std())
+        return ((t - self.target_mean_) / self.target_std_).astype(np.float32)
+
+    def _split(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        order = rng.permutation(n)
+        if not self.early_stopping:
+            return order, order[:0]
+        n_val = min(max(int(round(self.validation_fraction * n)), 5), n // 2)
+        return order[n_val:], order[:n_val]
+
+    def _train(self, Z: np.ndarray, targets: np.ndarray) -> MemberHeads:
+        """Train all members together; return the heads with each member's best state."""
+        K, dev = self.n_members, self.device_
+        rng = np.random.default_rng(self.random_state)
+        train_idx, val_idx = self._split(len(Z), rng)
+        gen = torch.Generator().manual_seed(int(self.random_state))
+        heads = MemberHeads(K, Z.shape[1], arch=self.arch, hidden=self.hidden,
+                            seed=self.random_state).to(dev)
+        opt = torch.optim.AdamW(heads.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        X_tr = torch.from_numpy(Z[train_idx]).to(dev)
+        y_tr = torch.from_numpy(targets[train_idx]).to(dev)
+        Zt = torch.from_numpy(Z)
+        moments = (Zt.mean(dim=0).to(dev), Zt.std(dim=0).to(dev))
+        val = self._validation_set(Z, targets, val_idx, moments, gen)
+        n_tr = len(train_idx)
+        n_batches = max(1, math.ceil(n_tr / self.batch_size))
+        bounds = np.linspace(0, n_tr, n_batches + 1).round().astype(int)
+        best = torch.full((K,), float("inf"))
+        best_state = [heads.member_state(k) for k in range(K)]
+        stale = torch.zeros(K, dtype=torch.long)
+        self.n_epochs_ = 0
+        for _epoch in range(self.max_epochs):
+            heads.train()
+            perms = torch.argsort(torch.rand(K, n_tr, generator=gen), dim=1).to(dev)
+            for lo, hi in zip(bounds[:-1], bounds[1:]):
+                idx = perms[:, lo:hi]
+                xb, yb = X_tr[idx], y_tr[idx]
+                if self.objective == "familiarity":
+                    xb, yb = self._with_negatives(xb, moments, gen)
+                with torch.autocast(dev.type, dtype=torch.bfloat16,
+                                    enabled=self.mixed_precision):
+                    scores = heads(xb)
+                loss = training_loss(self.objective, scores.float(), yb)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+            self.n_epochs_ += 1
+            if val is None:
+                continue
+            crit = self._criterion(heads, val).cpu()
+            improved = crit < best - 1e-4
+            for k in torch.nonzero(improved).flatten().tolist():
+                best_state[k] = heads.member_state(k)
+            best = torch.where(improved, crit, best)
+            stale = torch.where(improved, torch.zeros_like(stale), stale + 1)
+            if bool((stale >= self.patience).all()):
+                break
+        if val is not None:
+            for k in range(K):
+                heads.load_member_state(k, best_state[k])
+            self.validation_scores_ = (-best if self.objective == "rank" else best).tolist()
+        heads.eval()
+        return heads
+
+    def _with_negatives(self, xb: torch.Tensor, moments: tuple[torch.Tensor, torch.Tensor],
+                        gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """Append one fresh negative per positive to each member's batch; labels 1 then 0."""
+        K, b, d = xb.shape
+        neg = sample_negatives(self.negatives, K * b, dim=d, mean=moments[0], std=moments[1],
+                               generator=gen, device=xb.device).view(K, b, d)
+        labels = torch.cat([torch.ones(K, b), torch.zeros(K, b)], dim=1).to(xb.device)
+        return torch.cat([xb, neg], dim=1), labels
+
+    def _validation_set(self, Z: np.ndarray, targets: np.ndarray, val_idx: np.ndarray,
+                        moments: tuple[torch.Tensor, torch.Tensor], gen: torch.Generator
+                        ) -> tuple[torch.Tensor, torch.Tensor] | None:
+        if len(val_idx) == 0:
+            return None
+        dev = self.device_
+        xv = torch.from_numpy(Z[val_idx]).to(dev)
+        if self.objective == "rank":
+            yv = torch.from_numpy(rankdata(targets[val_idx]).astype(np.float32)).to(dev)
+        elif self.objective == "regress":
+            yv = torch.from_numpy(targets[val_idx]).to(dev)
+        else:
+            neg = sample_negatives(self.negatives, len(val_idx), dim=Z.shape[1],
+                                   mean=moments[0], std=moments[1], generator=gen, device=dev)
+            xv = torch.cat([xv, neg])
+            yv = torch.cat([torch.ones(len(val_idx)), torch.zeros(len(val_idx))]).to(dev)
+        return xv, yv
+
+    @torch.no_grad()
+    def _criterion(self, heads: MemberHeads, val: tuple[torch.Tensor, torch.Tensor]
+                   ) -> torch.Tensor:
+        heads.eval()
+        return validation_criterion(self.objective, heads(val[0]), val[1])
+
+    def _calibrate(self, Z: np.ndarray) -> None:
+        """Per-member centre/scale so that rank members share one scale (see module doc)."""
+        K = self.n_members
+        if self.objective == "rank":
+            raw = self._raw_scores(Z)
+            self.member_center_ = raw.mean(axis=1).astype(np.float32)
+            self.member_scale_ = np.maximum(raw.std(axis=1), 1e-12).astype(np.float32)
+        else:
+            self.member_center_ = np.zeros(K, dtype=np.float32)
+            self.member_scale_ = np.ones(K, dtype=np.float32)
+
+    # ------------------------------------------------------------------ predict
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "heads_"):
+            raise NotFittedError("this LossDiagnoser is not fitted yet: call fit(X, loss) or "
+                                 "LossDiagnoser.load(path) before predicting")
+
+    @staticmethod
+    def _centre(Xn: np.ndarray, mean: np.ndarray) -> np.ndarray:
+        return _normalise(Xn - mean[None, :])
+
+    def _prepare(self, X: Any, modality: str, name: str = "X",
+                 text_mean: np.ndarray | None = None) -> np.ndarray:
+        """Check, normalise and (gap="center") centre query rows."""
+        self._check_fitted()
+        _check_choice(modality, MODALITIES, "modality")
+        Xn = _normalise(check_matrix(X, name, dim=self.dim_))
+        if self.gap == "none":
+            return Xn
+        if modality == "data":
+            return self._centre(Xn, self.data_mean_)
+        return self._centre(Xn, self._text_mean(Xn) if text_mean is None else text_mean)
+
+    def _text_mean(self, Xn: np.ndarray) -> np.ndarray:
+        """The text-reference mean stored at fit, else the mean of the (>= 2 row) query batch."""
+        if self.text_mean_ is not None:
+            return self.text_mean_
+        if len(Xn) < 2:
+            raise DataError("gap='center' needs a text reference to centre a single phrase: "
+                            "pass fit(..., text_reference=phrase_embeddings) or query at least "
+                            "2 phrases at once")
+        return Xn.mean(axis=0)
+
+    @torch.no_grad()
+    def _raw_scores(self, Z: np.ndarray) -> np.ndarray:
+        out = []
+        for lo in range(0, len(Z), _PREDICT_CHUNK):
+            chunk = torch.from_numpy(np.ascontiguousarray(Z[lo:lo + _PREDICT_CHUNK]))
+            out.append(self.heads_(chunk.to(self.device_)).float().cpu().numpy())
+        if not out:
+            return np.zeros((self.n_members, 0), dtype=np.float32)
+        return np.concatenate(out, axis=1)
+
+    def _output(self, raw: np.ndarray) -> np.ndarray:
+        z = (raw - self.member_center_[:, None]) / self.member_scale_[:, None]
+        if self.objective == "regress":
+            return inverse_slog(z * self.target_std_ + self.target_mean_)
+        return z.astype(np.float64)
+
+    def predict_members(self, X: Any, *, modality: str = "data") -> np.ndarray:
+        """Every member's output, shape (n_members, n) (see the module doc for the units)."""
+        Z = self._prepare(X, modality)
+        return self._output(self._raw_scores(Z))
+
+    def predict(self, X: Any, *, modality: str = "data") -> np.ndarray:
+        """Ensemble mean, shape (n,): higher = higher expected loss (or more familiar)."""
+        return self.predict_members(X, modality=modality).mean(axis=0)
+
+    def compare(self, Xa: Any, Xb: Any, *, modality: str = "data") -> Comparison:
+        """Compare row i of `Xa` against row i of `Xb` over the members.
+
+        With gap="center", modality="text" and no stored text reference, both sides are
+        centred with the mean of all rows of Xa and Xb together.
+        """
+        self._check_fitted()
+        A = check_matrix(Xa, "Xa", dim=self.dim_)
+        B = check_matrix(Xb, "Xb", dim=self.dim_)
+        if A.shape[0] != B.shape[0]:
+            raise DataError(f"Xa has {A.shape[0]} rows but Xb has {B.shape[0]}; compare() pairs "
+                            f"row i of Xa with row i of Xb, so pass equally many rows")
+        text_mean = None
+        if self.gap == "center" and modality == "text":
+            text_mean = self._text_mean(_normalise(np.concatenate([A, B])))
+        ma = self._output(self._raw_scores(self._prepare(A, modality, "Xa", text_mean)))
+        mb = self._output(self._raw_scores(self._prepare(B, modality, "Xb", text_mean)))
+        diff = ma - mb
+        return Comparison(p_higher=(diff > 0).mean(axis=0), differences=diff,
+                          quartiles=np.quantile(diff, [0.0, 0.25, 0.5, 0.75, 1.0], axis=0))
+
+    # ------------------------------------------------------------------ save / load
+    def save(self, path: str | Path) -> Path:
+        """Write `weights.safetensors` and `diagnoser.json` into directory `path`."""
+        self._check_fitted()
+        out = Path(path)
+        out.mkdir(parents=True, exist_ok=True)
+        tensors = {f"param.{i}": p.detach().float().cpu().numpy()
+                   for i, p in enumerate(self.heads_.parameters())}
+        tensors["data_mean"] = self.data_mean_
+        tensors["member_center"] = self.member_center_
+        tensors["member_scale"] = self.member_scale_
+        if self.text_mean_ is not None:
+            tensors["text_mean"] = self.text_mean_
+        save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()},
+                  str(out / "weights.safetensors"))
+        meta = {"format": FORMAT, "params": self.get_params(), "dim": self.dim_,
+                "target_mean": self.target_mean_ if hasattr(self, "target_mean_") else 0.0,
+                "target_std": self.target_std_ if hasattr(self, "target_std_") else 1.0,
+                "n_epochs": self.n_epochs_,
+                "validation_scores": getattr(self, "validation_scores_", None)}
+        (out / "diagnoser.json").write_text(json.dumps(meta, indent=2))
+        return out
+
+    @classmethod
+    def load(cls, path: str | Path, *, device: str | None = None) -> "LossDiagnoser":
+        """Read a diagnoser written by `save` (no code is executed: JSON + safetensors)."""
+        src = Path(path)
+        meta_file, weights_file = src / "diagnoser.json", src / "weights.safetensors"
+        for f in (meta_file, weights_file):
+            if not f.is_file():
+                raise NotFoundError(f"no saved diagnoser at {src}: {f.name} is missing; pass the "
+                                    f"directory that LossDiagnoser.save() wrote")
+        try:
+            meta = json.loads(meta_file.read_text())
+            tensors = load_file(str(weights_file))
+            if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+                raise ValueError(f"format is not {FORMAT}")
+            params = dict(meta["params"])
+            params["device"] = device
+            self = cls(**params)
+            self._check_params()
+            self.dim_ = int(meta["dim"])
+            self.target_mean_ = float(meta["target_mean"])
+            self.target_std_ = float(meta["target_std"])
+            self.n_epochs_ = int(meta["n_epochs"])
+            if meta.get("validation_scores") is not None:
+                self.validation_scores_ = list(meta["validation_scores"])
+            self.data_mean_ = tensors["data_mean"]
+            self.text_mean_ = tensors.get("text_mean")
+            self.member_center_ = tensors["member_center"]
+            self.member_scale_ = tensors["member_scale"]
+        except (ValueError, OSError, KeyError, TypeError) as exc:
+            raise WeightsError(f"saved diagnoser at {src} is unreadable or corrupt ({exc}); "
+                               f"save it again from the fitted diagnoser") from exc
+        self.device_ = resolve_device(device)
+        heads = MemberHeads(self.n_members, self.dim_, arch=self.arch, hidden=self.hidden)
+        params_list = list(heads.parameters())
+        with torch.no_grad():
+            for i, p in enumerate(params_list):
+                saved = tensors.get(f"param.{i}")
+                if saved is None or tuple(saved.shape) != tuple(p.shape):
+                    raise WeightsError(f"{weights_file} does not match its diagnoser.json "
+                                       f"(tensor param.{i}); save the diagnoser again")
+                p.copy_(torch.from_numpy(saved))
+        self.heads_ = heads.to(self.device_).eval()
+        return self

@@ -1,0 +1,103 @@
+"""Ask a fitted LossDiagnoser about phrases: estimates, pairwise comparisons, discovery.
+
+Phrase embeddings come from the text side of a language-aligned encoder, so every query here
+uses `modality="text"` (which matters when the diagnoser was fitted with gap="center").
+Uncertainty is the spread over the ensemble members: std and the five quartiles q0..q4 (min, q1,
+median, q3, max) of the member outputs, or of the member differences for a pair.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from llm2loss.diagnoser import LossDiagnoser
+from llm2loss.errors import DataError
+
+QUANTILES = (0.0, 0.25, 0.5, 0.75, 1.0)
+Q_COLUMNS = ["q0", "q1", "q2", "q3", "q4"]
+
+
+def _check_phrases(embeddings: Any, phrases: Sequence[str], what: str) -> list[str]:
+    phrases = [str(p) for p in phrases]
+    n = len(np.asarray(embeddings)) if np.ndim(embeddings) > 0 else 0
+    if len(phrases) == 0:
+        raise DataError(f"no {what} given: pass at least one phrase and its embedding")
+    if n != len(phrases):
+        raise DataError(f"{what}: {n} embeddings but {len(phrases)} phrases; pass one embedding "
+                        f"row per phrase, in the same order")
+    return phrases
+
+
+def _member_table(members: np.ndarray) -> pd.DataFrame:
+    """mean, std and q0..q4 over the member axis of (K, n) outputs."""
+    table = pd.DataFrame({"mean": members.mean(axis=0), "std": members.std(axis=0)})
+    quart = np.quantile(members, QUANTILES, axis=0)
+    for col, row in zip(Q_COLUMNS, quart):
+        table[col] = row
+    return table
+
+
+def estimate(diagnoser: LossDiagnoser, text_embeddings: Any, phrases: Sequence[str]
+             ) -> pd.DataFrame:
+    """One row per phrase: phrase, mean, std, q0..q4 of the members' estimates."""
+    phrases = _check_phrases(text_embeddings, phrases, "phrases")
+    members = diagnoser.predict_members(text_embeddings, modality="text")
+    table = _member_table(members)
+    table.insert(0, "phrase", phrases)
+    return table
+
+
+def compare_phrases(diagnoser: LossDiagnoser, emb_a: Any, emb_b: Any,
+                    phrases_a: Sequence[str], phrases_b: Sequence[str]) -> pd.DataFrame:
+    """Phrase a_i against phrase b_i: P(a higher), median difference and q0..q4 of differences."""
+    phrases_a = _check_phrases(emb_a, phrases_a, "phrases_a")
+    phrases_b = _check_phrases(emb_b, phrases_b, "phrases_b")
+    if len(phrases_a) != len(phrases_b):
+        raise DataError(f"{len(phrases_a)} phrases_a but {len(phrases_b)} phrases_b; pairs are "
+                        f"formed row by row, so pass equally many")
+    c = diagnoser.compare(emb_a, emb_b, modality="text")
+    table = pd.DataFrame({"phrase_a": phrases_a, "phrase_b": phrases_b,
+                          "p_higher": c.p_higher, "median_diff": c.quartiles[2]})
+    for col, row in zip(Q_COLUMNS, c.quartiles):
+        table[col] = row
+    return table
+
+
+@dataclass(frozen=True)
+class Discovery:
+    """What `discover` found in a vocabulary.
+
+    highest_loss: the top_k phrases by estimated loss (estimate() columns), highest first.
+    least_familiar: the top_k phrases by lowest familiarity (estimate() columns of the
+        familiarity diagnoser), least familiar first; None without a familiarity diagnoser.
+    """
+
+    highest_loss: pd.DataFrame
+    least_familiar: pd.DataFrame | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form: lists of row dicts."""
+        return {"highest_loss": self.highest_loss.to_dict(orient="records"),
+                "least_familiar": None if self.least_familiar is None
+                else self.least_familiar.to_dict(orient="records")}
+
+
+def discover(diagnoser: LossDiagnoser, vocabulary_embeddings: Any, phrases: Sequence[str],
+             top_k: int = 10, *, familiarity: LossDiagnoser | None = None) -> Discovery:
+    """The `top_k` vocabulary phrases with the highest estimated loss (and, given a familiarity
+    diagnoser, the `top_k` least familiar ones), each with its member spread."""
+    if not isinstance(top_k, int) or top_k < 1:
+        raise ValueError(f"top_k must be a positive integer, got {top_k!r}")
+    losses = estimate(diagnoser, vocabulary_embeddings, phrases)
+    highest = losses.sort_values("mean", ascending=False, kind="stable").head(top_k)
+    least = None
+    if familiarity is not None:
+        fam = estimate(familiarity, vocabulary_embeddings, phrases)
+        least = fam.sort_values("mean", ascending=True, kind="stable").head(top_k)
+        least = least.reset_index(drop=True)
+    return Discovery(highest_loss=highest.reset_index(drop=True), least_familiar=least)
