@@ -21,7 +21,7 @@ from sklearn.metrics import roc_auc_score
 from sklearn.neighbors import KNeighborsRegressor
 
 sys.path.insert(0, str(Path(__file__).parent))
-import synthetic  # noqa: E402
+import core_synthetic as synthetic  # noqa: E402
 
 from llm2loss import LossDiagnoser  # noqa: E402
 
