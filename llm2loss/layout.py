@@ -1,0 +1,159 @@
+"""Where every artifact lives in the store: the one place object keys are built.
+
+Each function validates every name it joins (`llm2loss.names.validate_name`) before the name
+becomes part of a key, so a model called `../../x` can never reach outside the store prefix.
+Keys use "/" and are relative to the store root. The layout (see DESIGN.md):
+
+    datasets/<dataset>/<fingerprint>/embeddings/<encoder_fp>/part-00000.parquet
+    releases/<model>/<version>/release.json  (+ weights.<ext>, weights.json beside it)
+    audits/<model>/<version>/losses/part-00000.parquet
+    audits/<model>/<version>/diagnosers/<objective>-<arch>/...
+    audits/<model>/<version>/report/...
+    audits/<model>/<version>/manifest.json   (written last)
+"""
+
+from __future__ import annotations
+
+from llm2loss.errors import ConfigError
+from llm2loss.names import validate_name
+
+RELEASES_ROOT = "releases"
+AUDITS_ROOT = "audits"
+DATASETS_ROOT = "datasets"
+RELEASE_FILE = "release.json"
+MANIFEST_FILE = "manifest.json"
+OBJECTIVES = ("rank", "regress", "familiarity")
+ARCHS = ("linear", "mlp")
+WEIGHTS_EXTENSIONS = (".safetensors", ".pt", ".pth")
+
+
+def check_key(key: str) -> str:
+    """Return `key` if it is a clean store-relative key, else raise ConfigError.
+
+    Clean: non-empty, no leading "/", no empty, "." or ".." segments, no backslashes. The store
+    calls this on every key it is given, as a second line of defence behind the layout.
+    """
+    if not isinstance(key, str) or not key or key.startswith("/") or "\\" in key:
+        raise ConfigError(
+            f"invalid store key {key!r}: keys are relative, '/'-separated paths; "
+            "build them with llm2loss.layout"
+        )
+    if any(part in ("", ".", "..") for part in key.split("/")):
+        raise ConfigError(
+            f"invalid store key {key!r}: empty, '.' or '..' segments are not allowed; "
+            "build keys with llm2loss.layout"
+        )
+    return key
+
+
+def embeddings_prefix(dataset: str, dataset_fp: str, encoder_fp: str) -> str:
+    """Prefix of the embedding parts of one dataset (by content fingerprint) and one encoder."""
+    return "/".join(
+        (
+            DATASETS_ROOT,
+            validate_name(dataset, "dataset name"),
+            validate_name(dataset_fp, "dataset fingerprint"),
+            "embeddings",
+            validate_name(encoder_fp, "encoder fingerprint"),
+        )
+    )
+
+
+def release_prefix(model: str, version: str) -> str:
+    """Folder of one release: release.json and its weights."""
+    return "/".join(
+        (RELEASES_ROOT, validate_name(model, "model name"), validate_name(version, "version"))
+    )
+
+
+def release_key(model: str, version: str) -> str:
+    """Key of a release's release.json."""
+    return f"{release_prefix(model, version)}/{RELEASE_FILE}"
+
+
+def weights_key(model: str, version: str, suffix: str) -> str:
+    """Key of a release's weights file, `weights<suffix>` beside release.json.
+
+    `suffix` is the file extension with its dot (".safetensors", ".pt" or ".pth").
+    """
+    if suffix not in WEIGHTS_EXTENSIONS:
+        raise ConfigError(
+            f"unsupported weights file extension {suffix!r}: use one of "
+            f"{', '.join(WEIGHTS_EXTENSIONS)} (safetensors preferred)"
+        )
+    return f"{release_prefix(model, version)}/weights{suffix}"
+
+
+def weights_info_key(model: str, version: str) -> str:
+    """Key of the JSON sidecar (PartInfo: size and sha256) of a release's weights."""
+    return f"{release_prefix(model, version)}/weights.json"
+
+
+def audit_prefix(model: str, version: str) -> str:
+    """Folder of everything one audit of a release writes."""
+    return "/".join(
+        (AUDITS_ROOT, validate_name(model, "model name"), validate_name(version, "version"))
+    )
+
+
+def losses_prefix(model: str, version: str) -> str:
+    """Prefix of the per-sample loss parts of a release's audit."""
+    return f"{audit_prefix(model, version)}/losses"
+
+
+def diagnoser_prefix(model: str, version: str, objective: str, arch: str) -> str:
+    """Folder of one trained diagnoser ensemble (safetensors + json) of an audit."""
+    if objective not in OBJECTIVES:
+        raise ConfigError(f"unknown objective {objective!r}: choose one of {', '.join(OBJECTIVES)}")
+    if arch not in ARCHS:
+        raise ConfigError(f"unknown arch {arch!r}: choose one of {', '.join(ARCHS)}")
+    return f"{audit_prefix(model, version)}/diagnosers/{objective}-{arch}"
+
+
+def report_prefix(model: str, version: str) -> str:
+    """Folder of an audit's report (index.html, report.md, metrics.json, figures)."""
+    return f"{audit_prefix(model, version)}/report"
+
+
+def audit_manifest_key(model: str, version: str) -> str:
+    """Key of an audit's manifest, written last; its `status` says whether the audit completed."""
+    return f"{audit_prefix(model, version)}/{MANIFEST_FILE}"
+
+
+def audit_lock_key(model: str, version: str) -> str:
+    """Key of the lock that lets only one audit of a release run at a time."""
+    return f"{audit_prefix(model, version)}/audit.lock"
+
+
+def manifest_key(prefix: str) -> str:
+    """Key of the stage manifest under a sharded stage's prefix."""
+    return f"{check_key(prefix)}/{MANIFEST_FILE}"
+
+
+def _check_index(index: int) -> int:
+    if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index <= 99_999:
+        raise ConfigError(
+            f"invalid part index {index!r}: use an int in 0..99999 (raise shard_size for "
+            "more data)"
+        )
+    return index
+
+
+def part_key(prefix: str, index: int) -> str:
+    """Key of part `index` of a sharded stage: `<prefix>/part-00003.parquet`."""
+    return f"{check_key(prefix)}/part-{_check_index(index):05d}.parquet"
+
+
+def sidecar_key(prefix: str, index: int) -> str:
+    """Key of the JSON sidecar (PartInfo) of part `index`, written after the part."""
+    return f"{check_key(prefix)}/part-{_check_index(index):05d}.json"
+
+
+def part_index(key: str) -> int | None:
+    """The index of a part or sidecar key (`.../part-00003.json` -> 3), or None for other keys."""
+    name = key.rsplit("/", 1)[-1]
+    stem, _, ext = name.partition(".")
+    if ext not in ("parquet", "json") or not stem.startswith("part-"):
+        return None
+    digits = stem[len("part-") :]
+    return int(digits) if len(digits) == 5 and digits.isdigit() else None

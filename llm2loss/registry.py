@@ -1,0 +1,221 @@
+"""Model releases: register one, read one, list them, find those not yet audited.
+
+A release is `releases/<model>/<version>/release.json` (a `ReleaseSpec`), with its weights, when
+given, uploaded beside it as `weights.<ext>` plus a `weights.json` sidecar (size, sha256). The
+weights go first and release.json last, so a release is visible only once complete. Versions are
+immutable: registering an existing version with different content is refused unless
+`overwrite=True`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from llm2loss import layout
+from llm2loss.config import ReleaseSpec
+from llm2loss.errors import ConfigError, NotFoundError, StoreError, WeightsError
+from llm2loss.store import ArtifactStore, PartInfo
+
+log = logging.getLogger(__name__)
+
+
+def _file_info(path: Path, key: str) -> PartInfo:
+    with open(path, "rb") as f:
+        digest = hashlib.file_digest(f, "sha256").hexdigest()
+    return PartInfo(key=key, rows=0, sha256=digest, bytes=path.stat().st_size)
+
+
+def _comparable(release: ReleaseSpec) -> dict[str, Any]:
+    """The content that makes a release what it is (created_at is only a timestamp)."""
+    return release.model_dump(mode="json", exclude={"created_at"})
+
+
+def register(
+    store: ArtifactStore,
+    release: ReleaseSpec,
+    *,
+    weights_file: Path | None = None,
+    overwrite: bool = False,
+) -> str:
+    """Write `release` (and `weights_file` beside it) to the store; return the release.json key.
+
+    Registering the same content again is a no-op; different content for an existing version
+    raises ConfigError unless `overwrite`.
+    """
+    key = layout.release_key(release.model, release.version)
+    info: PartInfo | None = None
+    if weights_file is not None:
+        weights_file = Path(weights_file)
+        if not weights_file.is_file():
+            raise WeightsError(
+                f"weights file {weights_file} does not exist; give the path of a .safetensors "
+                "or .pt file"
+            )
+        wkey = layout.weights_key(release.model, release.version, weights_file.suffix.lower())
+        info = _file_info(weights_file, wkey)
+        release = release.model_copy(update={"weights": wkey})
+    if store.exists(key) and not overwrite:
+        existing = get(store, release.model, release.version)
+        same = _comparable(existing) == _comparable(release)
+        if same and info is not None:
+            same = _stored_weights_info(store, release) == info
+        if same:
+            return key
+        raise ConfigError(
+            f"release {release.ref} already exists with different content and versions are "
+            "immutable: register it as a new version (e.g. bump the version) or pass "
+            "overwrite=True"
+        )
+    if info is not None and weights_file is not None:
+        store.upload(weights_file, info.key)
+        store.write_json(layout.weights_info_key(release.model, release.version), info.model_dump())
+    store.write_json(key, release.model_dump(mode="json"))
+    log.info("registered %s at %s", release.ref, key)
+    return key
+
+
+def _stored_weights_info(store: ArtifactStore, release: ReleaseSpec) -> PartInfo | None:
+    try:
+        return PartInfo.model_validate(
+            store.read_json(layout.weights_info_key(release.model, release.version))
+        )
+    except (NotFoundError, ValidationError, StoreError):
+        return None
+
+
+def _known(store: ArtifactStore) -> list[str]:
+    return [f"{m}@{v}" for m, v in _release_names(store)]
+
+
+def _release_names(store: ArtifactStore) -> list[tuple[str, str]]:
+    names = []
+    for key in store.list(f"{layout.RELEASES_ROOT}/"):
+        parts = key.split("/")
+        if len(parts) == 4 and parts[3] == layout.RELEASE_FILE:
+            names.append((parts[1], parts[2]))
+    return names
+
+
+def _validation_problems(exc: ValidationError) -> str:
+    problems = []
+    for err in exc.errors():
+        field = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        problems.append(f"'{field}': {err['msg'].lower()}")
+    return "; ".join(problems)
+
+
+def get(store: ArtifactStore, model: str, version: str) -> ReleaseSpec:
+    """The release `model@version`; NotFoundError naming the known ones when it is not there."""
+    key = layout.release_key(model, version)
+    try:
+        data = store.read_json(key)
+    except NotFoundError:
+        known = ", ".join(_known(store)) or "none"
+        raise NotFoundError(
+            f"unknown release {model}@{version} (known: {known}); register it first with "
+            "`llm2loss register`"
+        ) from None
+    except StoreError as exc:
+        raise ConfigError(f"release.json of {model}@{version} is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"release.json of {model}@{version} ({key}) must be a JSON object; register the "
+            "release again"
+        )
+    try:
+        release = ReleaseSpec.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(
+            f"release.json of {model}@{version} ({key}) is invalid: {_validation_problems(exc)}; "
+            "fix these fields and register it again (overwrite=True)"
+        ) from None
+    if (release.model, release.version) != (model, version):
+        raise ConfigError(
+            f"release.json at {key} names {release.ref}, not {model}@{version}; register the "
+            "release again so its file and its name agree"
+        )
+    return release
+
+
+def list_releases(store: ArtifactStore) -> list[ReleaseSpec]:
+    """Every registered release, sorted by model then created_at."""
+    releases = [get(store, m, v) for m, v in _release_names(store)]
+    return sorted(releases, key=lambda r: (r.model, r.created_at, r.version))
+
+
+def is_audited(store: ArtifactStore, release: ReleaseSpec) -> bool:
+    """True when the release has an audit manifest whose status is "completed"."""
+    try:
+        manifest = store.read_json(layout.audit_manifest_key(release.model, release.version))
+    except (NotFoundError, StoreError):
+        return False
+    return isinstance(manifest, dict) and manifest.get("status") == "completed"
+
+
+def unaudited(store: ArtifactStore) -> list[ReleaseSpec]:
+    """Releases without a completed audit, oldest first per model."""
+    return [r for r in list_releases(store) if not is_audited(store, r)]
+
+
+def fetch_weights(store: ArtifactStore, release: ReleaseSpec, cache_dir: Path) -> Path | None:
+    """A local path to the release's weights (None when it has none).
+
+    `release.weights` may be a store key (downloaded into `cache_dir/weights/<model>/<version>/`
+    and checked against its sidecar; a cached copy that still matches is reused), an s3:// URI
+    (fetched with the store's endpoint and the environment's credentials), or a local path.
+    """
+    if release.weights is None:
+        return None
+    ref = release.weights
+    dest_dir = Path(cache_dir).expanduser() / "weights" / release.model / release.version
+    if ref.startswith("s3://"):
+        bucket_key = ref[len("s3://") :]
+        if "/" not in bucket_key:
+            raise WeightsError(f"weights URI {ref!r} has no object key; use s3://bucket/key")
+        prefix, _, name = bucket_key.rpartition("/")
+        source = ArtifactStore(f"s3://{prefix}", endpoint_url=store.endpoint_url)
+        return _download_weights(source, name, dest_dir / name, None, release)
+    local = Path(ref).expanduser()
+    try:
+        in_store = store.exists(ref)
+    except ConfigError:
+        in_store = False
+    if in_store:
+        expect = _stored_weights_info(store, release)
+        return _download_weights(store, ref, dest_dir / ref.rsplit("/", 1)[-1], expect, release)
+    if local.is_file():
+        return local
+    raise WeightsError(
+        f"weights {ref!r} of {release.ref} are neither in the store {store.describe()} nor a "
+        "local file; register the release again with weights_file=... or fix release.weights"
+    )
+
+
+def _download_weights(
+    store: ArtifactStore, key: str, dest: Path, expect: PartInfo | None, release: ReleaseSpec
+) -> Path:
+    if expect is not None and dest.is_file() and _file_info(dest, key) == expect:
+        return dest
+    try:
+        store.download(key, dest)
+    except NotFoundError:
+        raise WeightsError(
+            f"weights {key!r} of {release.ref} are missing from {store.describe()}; register "
+            "the release again with its weights file"
+        ) from None
+    if expect is not None and _file_info(dest, key) != expect:
+        os.replace(dest, dest.with_suffix(dest.suffix + ".bad"))
+        raise WeightsError(
+            f"weights {key!r} of {release.ref} do not match their recorded sha256/size "
+            "(corrupted or replaced); register the release again with the right weights file"
+        )
+    return dest
+
+
+__all__ = ["register", "get", "list_releases", "unaudited", "is_audited", "fetch_weights"]

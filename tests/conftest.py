@@ -1,0 +1,109 @@
+"""Shared fixtures: real services on 127.0.0.1, started once per test session.
+
+- `s3_server` (session): a SeaweedFS S3 server on a free port in a temp dir; sets
+  AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_ENDPOINT_URL for the session.
+- `s3_store`: a fresh `s3://<bucket>/<unique prefix>` ArtifactStore per test.
+- `local_store`: a fresh local-folder ArtifactStore per test.
+- `prefect_server` (session): Prefect's own test harness (a real temporary server + database).
+- `dask_cluster` (session): a distributed.LocalCluster, 2 worker processes, 1 thread each.
+- `cache_dir` (session): ~/.cache/llm2loss, where downloaded corpora are cached between runs.
+
+Nothing here reaches the network: HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE are set at import.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+TEST_ACCESS_KEY = "llm2loss-test-key"
+TEST_SECRET_KEY = "llm2loss-test-secret-0123456789"
+
+
+@dataclass(frozen=True)
+class S3Server:
+    """A running SeaweedFS: where to reach it and which bucket exists."""
+
+    endpoint_url: str
+    bucket: str
+    pid: int
+    access_key: str
+    secret_key: str
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """A SeaweedFS S3 server on 127.0.0.1 for the whole session (stopped by PID at the end)."""
+    from infra.seaweedfs import start_seaweedfs, stop_seaweedfs
+
+    service = start_seaweedfs(
+        tmp_path_factory.mktemp("seaweedfs"),
+        access_key=TEST_ACCESS_KEY, secret_key=TEST_SECRET_KEY, bucket="llm2loss-test",
+    )
+    saved = {k: os.environ.get(k) for k in
+             ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL")}
+    os.environ.update(AWS_ACCESS_KEY_ID=TEST_ACCESS_KEY, AWS_SECRET_ACCESS_KEY=TEST_SECRET_KEY,
+                      AWS_ENDPOINT_URL=service.url)
+    try:
+        yield S3Server(endpoint_url=service.url, bucket=service.extra["bucket"], pid=service.pid,
+                       access_key=TEST_ACCESS_KEY, secret_key=TEST_SECRET_KEY)
+    finally:
+        stop_seaweedfs(service)
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@pytest.fixture
+def s3_store(s3_server: S3Server):
+    """A fresh ArtifactStore at s3://<bucket>/<unique prefix> on the session's SeaweedFS."""
+    from llm2loss.store import ArtifactStore
+
+    return ArtifactStore(f"s3://{s3_server.bucket}/t-{uuid.uuid4().hex[:12]}",
+                         endpoint_url=s3_server.endpoint_url)
+
+
+@pytest.fixture
+def local_store(tmp_path: Path):
+    """A fresh ArtifactStore in a temp folder."""
+    from llm2loss.store import ArtifactStore
+
+    return ArtifactStore(str(tmp_path / "store"))
+
+
+@pytest.fixture(scope="session")
+def prefect_server() -> Iterator[None]:
+    """A real temporary Prefect server and database for the session (prefect_test_harness)."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture(scope="session")
+def dask_cluster():
+    """A Dask LocalCluster on 127.0.0.1: 2 worker processes, 1 thread each, no dashboard."""
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address=None) as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="session")
+def cache_dir() -> Path:
+    """~/.cache/llm2loss (or LLM2LOSS_CACHE_DIR): corpora downloaded once, kept across runs."""
+    path = Path(os.environ.get("LLM2LOSS_CACHE_DIR", "~/.cache/llm2loss")).expanduser()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
