@@ -1,0 +1,1 @@
+"""Example audited models: release entrypoints for the demo spam filters and small image classifiers."""
