@@ -74,7 +74,7 @@ def summary_table(metrics: dict[str, Any]) -> Table:
         ["Modality gap handling", data.get("gap")],
         ["Stage times", stage_text], ["Audited at", s.get("created_at")],
     ]
-    return Table("summary", "Summary", ["Field", "Value"], rows)
+    return Table("summary", "Audit facts", ["Field", "Value"], rows)
 
 
 def validity_table(metrics: dict[str, Any]) -> Table:
