@@ -79,20 +79,29 @@ def spearman_per_member(scores: torch.Tensor, target_ranks: torch.Tensor) -> tor
     return (r * t).sum(dim=1) / (r.norm(dim=1) * t.norm()).clamp_min(1e-12)
 
 
+def auroc_per_member(scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """AUROC of each member's scores (K, n) for binary labels (n,) (Mann-Whitney U / n1 n0)."""
+    r = _ranks(scores) + 1.0
+    pos = labels > 0.5
+    n1, n0 = pos.sum(), (~pos).sum()
+    return ((r * pos).sum(dim=1) - n1 * (n1 + 1) / 2) / (n1 * n0)
+
+
 def validation_criterion(objective: str, scores: torch.Tensor, targets: torch.Tensor
                          ) -> torch.Tensor:
     """Per-member early-stopping criterion (K,), lower is better.
 
     rank: -Spearman (targets are the ranks of the held-out losses); regress: MSE;
-    familiarity: BCE on held-out data vs a fixed set of negatives.
+    familiarity: 1 - AUROC of held-out data vs a fixed set of negatives. (Not BCE: data and
+    random vectors are separable, so held-out BCE keeps shrinking as the logits grow and would
+    never trigger early stopping; AUROC saturates once the two are told apart.)
     """
     if objective == "rank":
         return -spearman_per_member(scores, targets)
     if objective == "regress":
         return ((scores - targets) ** 2).mean(dim=1)
     if objective == "familiarity":
-        return F.binary_cross_entropy_with_logits(
-            scores, targets.expand_as(scores), reduction="none").mean(dim=1)
+        return 1.0 - auroc_per_member(scores, targets)
     raise ValueError(f"unknown objective {objective!r}: choose one of {', '.join(OBJECTIVES)}")
 
 
