@@ -5,7 +5,7 @@ and a Prefect worker for the `llm2loss` pool, each waited on until healthy. PIDs
 `<state dir>/stack.json`; `down` ends only those PIDs. `up` also writes `<state dir>/env.sh`
 (mode 0600) with the variables that point llm2loss at the stack: `source` it in a shell.
 
-The state dir is LLM2LOSS_STACK_DIR or ./.llm2loss-stack. S3 credentials are taken from
+The state dir is LLM2LOSS_STACK_DIR or ~/.cache/llm2loss/stack. S3 credentials are taken from
 AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY when set, else generated once into env.sh. A Postgres
 database for Prefect is given with PREFECT_API_DATABASE_CONNECTION_URL.
 """
@@ -28,7 +28,7 @@ BUCKET = "llm2loss"
 
 def state_dir() -> Path:
     """Where the stack keeps its PIDs, logs, data and env.sh."""
-    return Path(os.environ.get("LLM2LOSS_STACK_DIR", ".llm2loss-stack")).resolve()
+    return Path(os.environ.get("LLM2LOSS_STACK_DIR", "~/.cache/llm2loss/stack")).expanduser().resolve()
 
 
 def _state_file(root: Path) -> Path:

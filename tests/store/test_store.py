@@ -290,3 +290,12 @@ def test_local_writes_leave_no_temp_files(local_store: ArtifactStore) -> None:
     files = sorted(p.name for p in Path(local_store.uri).rglob("*") if p.is_file())
     assert files == ["b", "p.parquet"]
     assert json.loads(json.dumps(local_store.list("")))  == ["t/b", "t/p.parquet"]
+
+
+def test_large_table_goes_through_multipart_upload(store: ArtifactStore) -> None:
+    rng = np.random.default_rng(1)
+    matrix = rng.standard_normal((6000, 400)).astype(np.float32)  # ~9.6 MB: S3 multipart
+    info = store.write_table("big/part.parquet", embeddings_table([str(i) for i in range(6000)], matrix))
+    assert info.bytes > 8 * 1024 * 1024
+    _, back = table_to_matrix(store.read_table("big/part.parquet", expect=info))
+    assert np.array_equal(back, matrix)
