@@ -167,7 +167,7 @@ def _load_weights(model: Any, state: dict[str, torch.Tensor], ref: str) -> None:
         load(state, strict=True)
     except (RuntimeError, KeyError, ValueError) as exc:
         raise WeightsError(
-            f"the weights do not match the model of {ref}: {str(exc).strip()[:400]}; use the "
+            f"the weights do not match the model of {ref}: {' '.join(str(exc).split())[:400]}; use the "
             "weights saved from this architecture"
         ) from None
 
