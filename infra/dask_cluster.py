@@ -20,9 +20,14 @@ def _n_workers(address: str) -> int:
         return len(client.scheduler_info(n_workers=-1)["workers"])
 
 
-def start_scheduler(log_dir: Path, *, port: int | None = None, dashboard_port: int | None = None,
-                    timeout: float = 60.0) -> Service:
-    """Start `dask scheduler` on 127.0.0.1, its dashboard too (on `dashboard_port` or a free one)."""
+def start_scheduler(
+    log_dir: Path,
+    *,
+    port: int | None = None,
+    dashboard_port: int | None = None,
+    timeout: float = 60.0,
+) -> Service:
+    """Start `dask scheduler` on 127.0.0.1 with its dashboard (`dashboard_port` or a free one)."""
     port = port or free_port()
     log_path = Path(log_dir) / "dask-scheduler.log"
     cmd = [bin_path("dask"), "scheduler", "--host", HOST, "--port", str(port)]
@@ -32,35 +37,70 @@ def start_scheduler(log_dir: Path, *, port: int | None = None, dashboard_port: i
     proc = spawn(cmd, log_path=log_path)
     address = f"tcp://{HOST}:{port}"
     try:
-        wait_until(lambda: _n_workers(address) >= 0, what="the Dask scheduler", timeout=timeout,
-                   pid=proc.pid, log_path=log_path)
+        wait_until(
+            lambda: _n_workers(address) >= 0,
+            what="the Dask scheduler",
+            timeout=timeout,
+            pid=proc.pid,
+            log_path=log_path,
+        )
     except Exception:
         stop(proc.pid, HINT)
         raise
-    return Service(name="dask-scheduler", pid=proc.pid, hint=HINT, url=address,
-                   log_path=str(log_path))
+    return Service(
+        name="dask-scheduler", pid=proc.pid, hint=HINT, url=address, log_path=str(log_path)
+    )
 
 
-def start_workers(address: str, log_dir: Path, *, n_workers: int = 2, threads_per_worker: int = 1,
-                  gpu: bool = False, timeout: float = 90.0) -> Service:
+def start_workers(
+    address: str,
+    log_dir: Path,
+    *,
+    n_workers: int = 2,
+    threads_per_worker: int = 1,
+    gpu: bool = False,
+    timeout: float = 90.0,
+) -> Service:
     """Start `n_workers` worker processes (one `dask worker` with nannies) for `address`."""
     if n_workers < 1 or threads_per_worker < 1:
         raise ValueError("n_workers and threads_per_worker must be at least 1")
     log_path = Path(log_dir) / "dask-workers.log"
-    cmd = [bin_path("dask"), "worker", address, "--host", HOST, "--nworkers", str(n_workers),
-           "--nthreads", str(threads_per_worker), f"--dashboard-address={HOST}:0",
-           "--local-directory", str(Path(log_dir) / "dask-scratch")]
+    cmd = [
+        bin_path("dask"),
+        "worker",
+        address,
+        "--host",
+        HOST,
+        "--nworkers",
+        str(n_workers),
+        "--nthreads",
+        str(threads_per_worker),
+        f"--dashboard-address={HOST}:0",
+        "--local-directory",
+        str(Path(log_dir) / "dask-scratch"),
+    ]
     if gpu:
         cmd += ["--resources", "GPU=1"]
     proc = spawn(cmd, log_path=log_path)
     try:
-        wait_until(lambda: _n_workers(address) >= n_workers, what="the Dask workers",
-                   timeout=timeout, pid=proc.pid, log_path=log_path)
+        wait_until(
+            lambda: _n_workers(address) >= n_workers,
+            what="the Dask workers",
+            timeout=timeout,
+            pid=proc.pid,
+            log_path=log_path,
+        )
     except Exception:
         stop(proc.pid, HINT)
         raise
-    return Service(name="dask-workers", pid=proc.pid, hint=HINT, url=address,
-                   log_path=str(log_path), extra={"n_workers": str(n_workers)})
+    return Service(
+        name="dask-workers",
+        pid=proc.pid,
+        hint=HINT,
+        url=address,
+        log_path=str(log_path),
+        extra={"n_workers": str(n_workers)},
+    )
 
 
 def stop_dask(service: Service) -> bool:

@@ -35,8 +35,9 @@ def healthy(api_url: str) -> bool:
         return json.loads(resp.read()) is True
 
 
-def start_prefect_server(home: Path, *, port: int | None = None, database_url: str | None = None,
-                         timeout: float = 120.0) -> Service:
+def start_prefect_server(
+    home: Path, *, port: int | None = None, database_url: str | None = None, timeout: float = 120.0
+) -> Service:
     """Start `prefect server start` on 127.0.0.1 and wait for /api/health."""
     home = Path(home)
     home.mkdir(parents=True, exist_ok=True)
@@ -46,13 +47,24 @@ def start_prefect_server(home: Path, *, port: int | None = None, database_url: s
     proc = spawn(cmd, log_path=log_path, env=server_env(home, database_url), cwd=home)
     api_url = f"http://{HOST}:{port}/api"
     try:
-        wait_until(lambda: healthy(api_url), what="the Prefect server", timeout=timeout,
-                   pid=proc.pid, log_path=log_path)
+        wait_until(
+            lambda: healthy(api_url),
+            what="the Prefect server",
+            timeout=timeout,
+            pid=proc.pid,
+            log_path=log_path,
+        )
     except Exception:
         stop(proc.pid, HINT)
         raise
-    return Service(name="prefect-server", pid=proc.pid, hint=HINT, url=api_url,
-                   log_path=str(log_path), extra={"ui": f"http://{HOST}:{port}"})
+    return Service(
+        name="prefect-server",
+        pid=proc.pid,
+        hint=HINT,
+        url=api_url,
+        log_path=str(log_path),
+        extra={"ui": f"http://{HOST}:{port}"},
+    )
 
 
 def stop_prefect_server(service: Service) -> bool:

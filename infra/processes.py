@@ -83,9 +83,14 @@ def bin_path(program: str) -> str:
     return found
 
 
-def spawn(cmd: Sequence[str], *, log_path: Path, env: Mapping[str, str] | None = None,
-          cwd: Path | None = None) -> subprocess.Popen[bytes]:
-    """Start `cmd` in its own session (so a Ctrl-C of the caller does not reach it), logging to a file."""
+def spawn(
+    cmd: Sequence[str],
+    *,
+    log_path: Path,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> subprocess.Popen[bytes]:
+    """Start `cmd` in its own session (safe from the caller's Ctrl-C), logging to a file."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:
         return subprocess.Popen(
@@ -108,8 +113,15 @@ def log_tail(log_path: Path | str, lines: int = 15) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
-def wait_until(check: Callable[[], bool], *, what: str, timeout: float, pid: int,
-               log_path: Path | str, interval: float = 0.3) -> None:
+def wait_until(
+    check: Callable[[], bool],
+    *,
+    what: str,
+    timeout: float,
+    pid: int,
+    log_path: Path | str,
+    interval: float = 0.3,
+) -> None:
     """Poll `check` until it returns True; ServiceError if `pid` dies or `timeout` passes."""
     deadline = time.monotonic() + timeout
     while True:

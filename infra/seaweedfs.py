@@ -10,7 +10,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from infra.processes import HOST, Service, ServiceError, bin_path, free_port, spawn, stop, wait_until
+from infra.processes import (
+    HOST,
+    Service,
+    ServiceError,
+    bin_path,
+    free_port,
+    spawn,
+    stop,
+    wait_until,
+)
 
 HINT = "weed"
 _GRPC = 10000
@@ -35,13 +44,22 @@ def _command(data_dir: Path, s3_port: int, bucket: str) -> list[str]:
         taken |= {port, port + _GRPC}
         ports[name] = port
     return [
-        find_weed(), "mini",
-        f"-dir={data_dir}", f"-ip={HOST}", f"-ip.bind={HOST}",
-        f"-s3.port={s3_port}", f"-master.port={ports['master']}",
-        f"-volume.port={ports['volume']}", f"-filer.port={ports['filer']}",
-        f"-admin.port={ports['admin']}", "-admin.ui=false",
-        "-webdav=false", "-s3.port.iceberg=0", "-s3.port.lance=0",
-        "-master.telemetry=false", f"-bucket={bucket}",
+        find_weed(),
+        "mini",
+        f"-dir={data_dir}",
+        f"-ip={HOST}",
+        f"-ip.bind={HOST}",
+        f"-s3.port={s3_port}",
+        f"-master.port={ports['master']}",
+        f"-volume.port={ports['volume']}",
+        f"-filer.port={ports['filer']}",
+        f"-admin.port={ports['admin']}",
+        "-admin.ui=false",
+        "-webdav=false",
+        "-s3.port.iceberg=0",
+        "-s3.port.lance=0",
+        "-master.telemetry=false",
+        f"-bucket={bucket}",
     ]
 
 
@@ -50,17 +68,27 @@ def _bucket_ready(endpoint_url: str, bucket: str, access_key: str, secret_key: s
     from botocore.config import Config
 
     client = boto3.client(
-        "s3", endpoint_url=endpoint_url, region_name="us-east-1",
-        aws_access_key_id=access_key, aws_secret_access_key=secret_key,
+        "s3",
+        endpoint_url=endpoint_url,
+        region_name="us-east-1",
+        aws_access_key_id=access_key,
+        aws_secret_access_key=secret_key,
         config=Config(retries={"max_attempts": 1}, connect_timeout=1, read_timeout=3),
     )
     client.head_bucket(Bucket=bucket)
     return True
 
 
-def start_seaweedfs(data_dir: Path, *, access_key: str, secret_key: str,
-                    bucket: str = "llm2loss", s3_port: int | None = None,
-                    timeout: float = 60.0, attempts: int = 3) -> Service:
+def start_seaweedfs(
+    data_dir: Path,
+    *,
+    access_key: str,
+    secret_key: str,
+    bucket: str = "llm2loss",
+    s3_port: int | None = None,
+    timeout: float = 60.0,
+    attempts: int = 3,
+) -> Service:
     """Start `weed mini` in `data_dir`; return once `bucket` answers with these credentials.
 
     A port taken by someone else between our check and the server's bind is retried with new
@@ -77,8 +105,11 @@ def start_seaweedfs(data_dir: Path, *, access_key: str, secret_key: str,
         endpoint_url = f"http://{HOST}:{port}"
         try:
             wait_until(
-                lambda: _bucket_ready(endpoint_url, bucket, access_key, secret_key),
-                what="SeaweedFS", timeout=timeout, pid=proc.pid, log_path=log_path,
+                lambda url=endpoint_url: _bucket_ready(url, bucket, access_key, secret_key),
+                what="SeaweedFS",
+                timeout=timeout,
+                pid=proc.pid,
+                log_path=log_path,
             )
         except ServiceError as exc:
             stop(proc.pid, HINT)
@@ -86,8 +117,12 @@ def start_seaweedfs(data_dir: Path, *, access_key: str, secret_key: str,
             last = exc
             continue
         return Service(
-            name="seaweedfs", pid=proc.pid, hint=HINT, url=endpoint_url,
-            log_path=str(log_path), extra={"bucket": bucket, "data_dir": str(data_dir)},
+            name="seaweedfs",
+            pid=proc.pid,
+            hint=HINT,
+            url=endpoint_url,
+            log_path=str(log_path),
+            extra={"bucket": bucket, "data_dir": str(data_dir)},
         )
     assert last is not None
     raise last

@@ -28,7 +28,9 @@ BUCKET = "llm2loss"
 
 def state_dir() -> Path:
     """Where the stack keeps its PIDs, logs, data and env.sh."""
-    return Path(os.environ.get("LLM2LOSS_STACK_DIR", "~/.cache/llm2loss/stack")).expanduser().resolve()
+    return (
+        Path(os.environ.get("LLM2LOSS_STACK_DIR", "~/.cache/llm2loss/stack")).expanduser().resolve()
+    )
 
 
 def _state_file(root: Path) -> Path:
@@ -87,13 +89,19 @@ def up(root: Path, *, n_workers: int = 2, with_prefect: bool = True) -> list[Ser
         return next(s for s in services if s.name == name)
 
     if "seaweedfs" not in have:
-        add(seaweedfs.start_seaweedfs(root / "seaweedfs", access_key=key, secret_key=secret,
-                                      bucket=BUCKET))
+        add(
+            seaweedfs.start_seaweedfs(
+                root / "seaweedfs", access_key=key, secret_key=secret, bucket=BUCKET
+            )
+        )
     if "dask-scheduler" not in have:
         add(dask_cluster.start_scheduler(root / "logs"))
     if "dask-workers" not in have:
-        add(dask_cluster.start_workers(find("dask-scheduler").url, root / "logs",
-                                       n_workers=n_workers))
+        add(
+            dask_cluster.start_workers(
+                find("dask-scheduler").url, root / "logs", n_workers=n_workers
+            )
+        )
     env = {
         "AWS_ACCESS_KEY_ID": key,
         "AWS_SECRET_ACCESS_KEY": secret,
@@ -104,8 +112,12 @@ def up(root: Path, *, n_workers: int = 2, with_prefect: bool = True) -> list[Ser
     }
     if with_prefect:
         if "prefect-server" not in have:
-            add(prefect_server.start_prefect_server(
-                root / "prefect", database_url=os.environ.get("PREFECT_API_DATABASE_CONNECTION_URL")))
+            add(
+                prefect_server.start_prefect_server(
+                    root / "prefect",
+                    database_url=os.environ.get("PREFECT_API_DATABASE_CONNECTION_URL"),
+                )
+            )
         env["PREFECT_API_URL"] = find("prefect-server").url
         if "prefect-worker" not in have:
             add(worker.start_worker(env["PREFECT_API_URL"], root / "logs", env=env))
@@ -139,11 +151,14 @@ def status(root: Path) -> dict[str, bool]:
 
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point."""
-    parser = argparse.ArgumentParser(prog="python -m infra.stack", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m infra.stack", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("command", choices=["up", "down", "status"])
     parser.add_argument("--workers", type=int, default=2, help="Dask worker processes (up)")
-    parser.add_argument("--no-prefect", action="store_true",
-                        help="start only SeaweedFS and Dask (up)")
+    parser.add_argument(
+        "--no-prefect", action="store_true", help="start only SeaweedFS and Dask (up)"
+    )
     args = parser.parse_args(argv)
     root = state_dir()
     try:

@@ -20,30 +20,65 @@ POOL = "llm2loss"
 def pool_workers(api_url: str, pool: str = POOL) -> list[str]:
     """Names of the workers the server has seen polling `pool`."""
     req = urllib.request.Request(
-        f"{api_url}/work_pools/{pool}/workers/filter", data=b"{}", method="POST",
+        f"{api_url}/work_pools/{pool}/workers/filter",
+        data=b"{}",
+        method="POST",
         headers={"Content-Type": "application/json"},
     )
     with urllib.request.urlopen(req, timeout=3) as resp:  # noqa: S310 - local URL
         return [w["name"] for w in json.loads(resp.read())]
 
 
-def start_worker(api_url: str, log_dir: Path, *, pool: str = POOL, name: str = "llm2loss-local",
-                 env: Mapping[str, str] | None = None, timeout: float = 90.0) -> Service:
+def start_worker(
+    api_url: str,
+    log_dir: Path,
+    *,
+    pool: str = POOL,
+    name: str = "llm2loss-local",
+    env: Mapping[str, str] | None = None,
+    timeout: float = 90.0,
+) -> Service:
     """Start `prefect worker start --pool <pool> --type process` and wait until it polls."""
     log_path = Path(log_dir) / "prefect-worker.log"
-    cmd = [bin_path("prefect"), "worker", "start", "--pool", pool, "--type", "process",
-           "--name", name, "--install-policy", "never"]
-    full_env = {"PREFECT_API_URL": api_url, "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-                **(env or {})}
+    cmd = [
+        bin_path("prefect"),
+        "worker",
+        "start",
+        "--pool",
+        pool,
+        "--type",
+        "process",
+        "--name",
+        name,
+        "--install-policy",
+        "never",
+    ]
+    full_env = {
+        "PREFECT_API_URL": api_url,
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        **(env or {}),
+    }
     proc = spawn(cmd, log_path=log_path, env=full_env)
     try:
-        wait_until(lambda: name in pool_workers(api_url, pool), what="the Prefect worker",
-                   timeout=timeout, pid=proc.pid, log_path=log_path, interval=1.0)
+        wait_until(
+            lambda: name in pool_workers(api_url, pool),
+            what="the Prefect worker",
+            timeout=timeout,
+            pid=proc.pid,
+            log_path=log_path,
+            interval=1.0,
+        )
     except Exception:
         stop(proc.pid, HINT)
         raise
-    return Service(name="prefect-worker", pid=proc.pid, hint=HINT, url=api_url,
-                   log_path=str(log_path), extra={"pool": pool})
+    return Service(
+        name="prefect-worker",
+        pid=proc.pid,
+        hint=HINT,
+        url=api_url,
+        log_path=str(log_path),
+        extra={"pool": pool},
+    )
 
 
 def stop_worker(service: Service) -> bool:

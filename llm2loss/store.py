@@ -70,9 +70,7 @@ def embeddings_table(ids: Sequence[str], matrix: np.ndarray) -> pa.Table:
             "reshape it to one row per sample"
         )
     if matrix.shape[0] != len(ids):
-        raise DataError(
-            f"{len(ids)} ids but {matrix.shape[0]} embedding rows; pass one row per id"
-        )
+        raise DataError(f"{len(ids)} ids but {matrix.shape[0]} embedding rows; pass one row per id")
     matrix = np.ascontiguousarray(matrix, dtype=np.float32)
     if not np.isfinite(matrix).all():
         raise DataError("embeddings contain NaN or inf; check the encoder's input and output")
@@ -329,8 +327,12 @@ class _S3Backend:
                 f"no S3 credentials found to {action} {where}: set AWS_ACCESS_KEY_ID and "
                 "AWS_SECRET_ACCESS_KEY (or an AWS profile) in the environment"
             ) from None
-        except (bx.EndpointConnectionError, bx.ConnectTimeoutError, bx.ReadTimeoutError,
-                bx.ConnectionClosedError) as exc:
+        except (
+            bx.EndpointConnectionError,
+            bx.ConnectTimeoutError,
+            bx.ReadTimeoutError,
+            bx.ConnectionClosedError,
+        ) as exc:
             raise StoreError(
                 f"cannot reach the S3 endpoint {endpoint} to {action} {where} "
                 f"({type(exc).__name__}): check that the server runs and the endpoint_url / "
@@ -340,8 +342,15 @@ class _S3Backend:
             code = str(exc.response.get("Error", {}).get("Code", "unknown"))
             if code in ("NoSuchKey", "404", "NotFound"):
                 raise NotFoundError(f"no artifact {key!r} in the store {self.uri}") from None
-            if code in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "403",
-                        "InvalidToken", "ExpiredToken", "Forbidden"):
+            if code in (
+                "InvalidAccessKeyId",
+                "SignatureDoesNotMatch",
+                "AccessDenied",
+                "403",
+                "InvalidToken",
+                "ExpiredToken",
+                "Forbidden",
+            ):
                 raise StoreError(
                     f"S3 refused the credentials ({code}) to {action} {where}: check "
                     "AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or the AWS profile) and the "
@@ -632,7 +641,7 @@ class ArtifactStore:
     # ---- sharded stages
 
     def write_part(self, prefix: str, index: int, table: pa.Table) -> PartInfo:
-        """Write part `index` of a stage, then its sidecar; the part counts once the sidecar is there."""
+        """Write part `index` of a stage, then its sidecar (the part counts once that exists)."""
         info = self.write_table(part_key(prefix, index), table)
         self.write_json(sidecar_key(prefix, index), info.model_dump())
         return info
@@ -646,12 +655,16 @@ class ArtifactStore:
         return not _mismatch(data, info)
 
     def done_parts(self, prefix: str, *, verify: bool = False) -> dict[int, PartInfo]:
-        """Parts of a stage that are done: sidecar and part both present (and, with `verify`, intact)."""
+        """Done parts of a stage: sidecar and part present (and, with `verify`, intact)."""
         keys = set(self.list(f"{check_key(prefix)}/"))
         done: dict[int, PartInfo] = {}
         for key in sorted(keys):
             index = part_index(key)
-            if index is None or not key.endswith(".json") or key.count("/") != prefix.count("/") + 1:
+            if (
+                index is None
+                or not key.endswith(".json")
+                or key.count("/") != prefix.count("/") + 1
+            ):
                 continue
             info = self._read_sidecar(key)
             if info is None or info.key != part_key(prefix, index) or info.key not in keys:
@@ -705,7 +718,9 @@ class ArtifactStore:
         present = set(self.list(f"{prefix}/"))
         missing = [p.key for p in parts if p.key not in present]
         if missing:
-            log.warning("manifest %s lists missing parts %s; the stage will be redone", key, missing)
+            log.warning(
+                "manifest %s lists missing parts %s; the stage will be redone", key, missing
+            )
             return None
         manifest["parts"] = parts
         return manifest

@@ -47,15 +47,27 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
 
     service = start_seaweedfs(
         tmp_path_factory.mktemp("seaweedfs"),
-        access_key=TEST_ACCESS_KEY, secret_key=TEST_SECRET_KEY, bucket="llm2loss-test",
+        access_key=TEST_ACCESS_KEY,
+        secret_key=TEST_SECRET_KEY,
+        bucket="llm2loss-test",
     )
-    saved = {k: os.environ.get(k) for k in
-             ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL")}
-    os.environ.update(AWS_ACCESS_KEY_ID=TEST_ACCESS_KEY, AWS_SECRET_ACCESS_KEY=TEST_SECRET_KEY,
-                      AWS_ENDPOINT_URL=service.url)
+    saved = {
+        k: os.environ.get(k)
+        for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL")
+    }
+    os.environ.update(
+        AWS_ACCESS_KEY_ID=TEST_ACCESS_KEY,
+        AWS_SECRET_ACCESS_KEY=TEST_SECRET_KEY,
+        AWS_ENDPOINT_URL=service.url,
+    )
     try:
-        yield S3Server(endpoint_url=service.url, bucket=service.extra["bucket"], pid=service.pid,
-                       access_key=TEST_ACCESS_KEY, secret_key=TEST_SECRET_KEY)
+        yield S3Server(
+            endpoint_url=service.url,
+            bucket=service.extra["bucket"],
+            pid=service.pid,
+            access_key=TEST_ACCESS_KEY,
+            secret_key=TEST_SECRET_KEY,
+        )
     finally:
         stop_seaweedfs(service)
         for key, value in saved.items():
@@ -70,8 +82,9 @@ def s3_store(s3_server: S3Server):
     """A fresh ArtifactStore at s3://<bucket>/<unique prefix> on the session's SeaweedFS."""
     from llm2loss.store import ArtifactStore
 
-    return ArtifactStore(f"s3://{s3_server.bucket}/t-{uuid.uuid4().hex[:12]}",
-                         endpoint_url=s3_server.endpoint_url)
+    return ArtifactStore(
+        f"s3://{s3_server.bucket}/t-{uuid.uuid4().hex[:12]}", endpoint_url=s3_server.endpoint_url
+    )
 
 
 @pytest.fixture
@@ -96,8 +109,9 @@ def dask_cluster():
     """A Dask LocalCluster on 127.0.0.1: 2 worker processes, 1 thread each, no dashboard."""
     from distributed import LocalCluster
 
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                      dashboard_address=None) as cluster:
+    with LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+    ) as cluster:
         yield cluster
 
 

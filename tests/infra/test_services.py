@@ -12,7 +12,14 @@ import pytest
 
 from infra import stack
 from infra.processes import (
-    ServiceError, free_port, is_running, listening_addresses, port_is_free, spawn, stop, wait_until,
+    ServiceError,
+    free_port,
+    is_running,
+    listening_addresses,
+    port_is_free,
+    spawn,
+    stop,
+    wait_until,
 )
 from infra.seaweedfs import start_seaweedfs
 
@@ -61,8 +68,9 @@ def test_seaweedfs_on_a_taken_port_fails_clearly(tmp_path: Path) -> None:
 
 def test_wait_until_reports_a_dead_process_with_its_log(tmp_path: Path) -> None:
     log = tmp_path / "svc.log"
-    proc = spawn([sys.executable, "-c", "print('bad config: no port'); raise SystemExit(3)"],
-                 log_path=log)
+    proc = spawn(
+        [sys.executable, "-c", "print('bad config: no port'); raise SystemExit(3)"], log_path=log
+    )
     proc.wait()
     with pytest.raises(ServiceError, match="exited during start-up(.|\n)*bad config: no port"):
         wait_until(lambda: False, what="svc", timeout=10, pid=proc.pid, log_path=log)
@@ -86,8 +94,12 @@ def test_stop_never_signals_a_process_that_is_not_ours() -> None:
 
 def test_status_without_a_stack_says_so(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "infra.stack", "status"], cwd=REPO, capture_output=True, text=True,
-        env={**os.environ, "LLM2LOSS_STACK_DIR": str(tmp_path)}, timeout=60,
+        [sys.executable, "-m", "infra.stack", "status"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "LLM2LOSS_STACK_DIR": str(tmp_path)},
+        timeout=60,
     )
     assert result.returncode == 1 and "no stack recorded" in result.stdout
 
@@ -101,8 +113,13 @@ def test_stack_up_status_down(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     try:
         services = stack.up(root, n_workers=1)
         names = [s.name for s in services]
-        assert names == ["seaweedfs", "dask-scheduler", "dask-workers", "prefect-server",
-                         "prefect-worker"]
+        assert names == [
+            "seaweedfs",
+            "dask-scheduler",
+            "dask-workers",
+            "prefect-server",
+            "prefect-worker",
+        ]
         for service in services:
             if service.name != "prefect-worker":  # the worker only polls; it opens no port
                 _only_loopback(service.pid)

@@ -17,7 +17,9 @@ from llm2loss.store import ArtifactStore
 
 def _release(version: str = "v1", model: str = "spam", **kw) -> ReleaseSpec:
     return ReleaseSpec(
-        model=model, version=version, entrypoint="llm2loss.zoo.spam:naive_bayes",
+        model=model,
+        version=version,
+        entrypoint="llm2loss.zoo.spam:naive_bayes",
         dataset=DatasetSpec(name="spamassassin", kind="spamassassin"),
         created_at=kw.pop("created_at", datetime(2024, 1, int(version[1:]), tzinfo=timezone.utc)),
         **kw,
@@ -41,7 +43,8 @@ def test_register_uploads_weights_beside_release(store: ArtifactStore, tmp_path:
     got = registry.get(store, "spam", "v1")
     assert got.weights == "releases/spam/v1/weights.safetensors"
     assert store.list("releases/spam/v1/") == [
-        "releases/spam/v1/release.json", "releases/spam/v1/weights.json",
+        "releases/spam/v1/release.json",
+        "releases/spam/v1/weights.json",
         "releases/spam/v1/weights.safetensors",
     ]
     assert key.endswith("release.json")
@@ -104,8 +107,15 @@ def test_get_unknown_release_names_the_known_ones(store: ArtifactStore) -> None:
 
 def test_get_names_missing_and_mistyped_fields(store: ArtifactStore) -> None:
     key = layout.release_key("spam", "v1")
-    store.write_json(key, {"model": "spam", "version": "v1", "task": 3,
-                           "dataset": {"name": "d", "kind": "generated_text"}})
+    store.write_json(
+        key,
+        {
+            "model": "spam",
+            "version": "v1",
+            "task": 3,
+            "dataset": {"name": "d", "kind": "generated_text"},
+        },
+    )
     with pytest.raises(ConfigError) as info:
         registry.get(store, "spam", "v1")
     assert "'entrypoint': field required" in str(info.value)

@@ -85,7 +85,9 @@ def test_table_to_matrix_joins_chunks() -> None:
         (["a"], np.array([[np.nan, 1.0]]), "NaN"),
     ],
 )
-def test_embeddings_table_rejects_bad_input(ids: list[str], matrix: np.ndarray, message: str) -> None:
+def test_embeddings_table_rejects_bad_input(
+    ids: list[str], matrix: np.ndarray, message: str
+) -> None:
     with pytest.raises(DataError, match=message):
         embeddings_table(ids, matrix)
 
@@ -205,7 +207,9 @@ def test_concurrent_lock_attempts_have_one_winner(store: ArtifactStore) -> None:
     assert sum(wins) == 1
 
 
-@pytest.mark.parametrize("uri", ["http://host/x", "gs://bucket/x", "", "s3://", "s3://k:s@bucket/x"])
+@pytest.mark.parametrize(
+    "uri", ["http://host/x", "gs://bucket/x", "", "s3://", "s3://k:s@bucket/x"]
+)
 def test_bad_uri_names_the_two_forms(uri: str) -> None:
     with pytest.raises(ConfigError, match="s3://bucket/prefix"):
         ArtifactStore(uri)
@@ -241,8 +245,12 @@ def test_unreachable_endpoint_fails_fast_and_clearly() -> None:
 
     from infra.processes import free_port
 
-    store = ArtifactStore("s3://b/x", endpoint_url=f"http://127.0.0.1:{free_port()}",
-                          max_attempts=2, connect_timeout=1)
+    store = ArtifactStore(
+        "s3://b/x",
+        endpoint_url=f"http://127.0.0.1:{free_port()}",
+        max_attempts=2,
+        connect_timeout=1,
+    )
     start = time.monotonic()
     with pytest.raises(StoreError, match="cannot reach the S3 endpoint"):
         store.read_bytes("k")
@@ -267,18 +275,32 @@ def test_unsafe_names_write_nothing_outside_the_prefix(s3_store, s3_server) -> N
         with pytest.raises(ConfigError, match="version"):
             layout.release_key("spam", bad)
         with pytest.raises(ValueError, match="invalid version"):
-            ReleaseSpec(model="spam", version=bad, entrypoint="m:f",
-                        dataset=DatasetSpec(name="d", kind="generated_text"))
+            ReleaseSpec(
+                model="spam",
+                version=bad,
+                entrypoint="m:f",
+                dataset=DatasetSpec(name="d", kind="generated_text"),
+            )
         # Even a spec that skipped validation cannot become a key outside the prefix.
         unchecked = ReleaseSpec.model_construct(
-            model="spam", version=bad, entrypoint="m:f",
-            dataset=DatasetSpec(name="d", kind="generated_text"))
+            model="spam",
+            version=bad,
+            entrypoint="m:f",
+            dataset=DatasetSpec(name="d", kind="generated_text"),
+        )
         with pytest.raises(ConfigError, match="invalid version"):
             register(s3_store, unchecked)
         with pytest.raises(ConfigError, match="invalid dataset name"):
             layout.embeddings_prefix(bad, "fp", "enc")
-    register(s3_store, ReleaseSpec(model="spam", version="v1", entrypoint="m:f",
-                                   dataset=DatasetSpec(name="d", kind="generated_text")))
+    register(
+        s3_store,
+        ReleaseSpec(
+            model="spam",
+            version="v1",
+            entrypoint="m:f",
+            dataset=DatasetSpec(name="d", kind="generated_text"),
+        ),
+    )
     after = {o["Key"] for o in client.list_objects_v2(Bucket=s3_server.bucket).get("Contents", [])}
     prefix = s3_store.uri.split("/", 3)[3] + "/"
     assert after - before and all(k.startswith(prefix) for k in after - before)
@@ -289,13 +311,15 @@ def test_local_writes_leave_no_temp_files(local_store: ArtifactStore) -> None:
     local_store.write_bytes("t/b", b"x")
     files = sorted(p.name for p in Path(local_store.uri).rglob("*") if p.is_file())
     assert files == ["b", "p.parquet"]
-    assert json.loads(json.dumps(local_store.list("")))  == ["t/b", "t/p.parquet"]
+    assert json.loads(json.dumps(local_store.list(""))) == ["t/b", "t/p.parquet"]
 
 
 def test_large_table_goes_through_multipart_upload(store: ArtifactStore) -> None:
     rng = np.random.default_rng(1)
     matrix = rng.standard_normal((6000, 400)).astype(np.float32)  # ~9.6 MB: S3 multipart
-    info = store.write_table("big/part.parquet", embeddings_table([str(i) for i in range(6000)], matrix))
+    info = store.write_table(
+        "big/part.parquet", embeddings_table([str(i) for i in range(6000)], matrix)
+    )
     assert info.bytes > 8 * 1024 * 1024
     _, back = table_to_matrix(store.read_table("big/part.parquet", expect=info))
     assert np.array_equal(back, matrix)
