@@ -82,7 +82,7 @@ def prefect_artifact_payloads(metrics: dict[str, Any], report_uri: str,
     (lowercase letters and dashes).
     """
     _check_metrics(metrics)
-    sections = {s.key: s for s in build_sections(metrics, regression)}
+    sections = {s.key: s for s in build_sections(metrics, regression, with_figures=False)}
     markdown = "\n".join(markdown_section(sections[key], with_figures=False)
                          for key in ("summary", "findings"))
     markdown += f"\n[Full report]({md_escape(report_uri)})\n"

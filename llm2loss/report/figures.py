@@ -94,7 +94,7 @@ def comparisons_figure(metrics: dict[str, Any]) -> bytes | None:
     rows = sorted(rows, key=lambda r: -abs(r["percentile_quartiles"][2]))[:MAX_PAIRS][::-1]
     fig = Figure(figsize=(10, 0.45 * len(rows) + 1.6))
     ax = fig.subplots()
-    ax.boxplot([r["percentile_differences"] for r in rows], vert=False, whis=(0, 100))
+    ax.boxplot([r["percentile_differences"] for r in rows], orientation="horizontal", whis=(0, 100))
     ax.axvline(0, color="grey", ls=":")
     names = [f"{label(r['a'])}  vs  {label(r['b'])}  (P={r['p_a_worse']:.2f})" for r in rows]
     ax.set_yticks(np.arange(1, len(rows) + 1), names, fontsize=8)

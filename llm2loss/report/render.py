@@ -61,12 +61,17 @@ class Section:
     bullets: list[str] | None = None
 
 
-def _figure(name: str, alt: str, png: bytes | None) -> list[Figure]:
-    return [] if png is None else [Figure(name, alt, png)]
+def build_sections(metrics: dict[str, Any], regression: dict[str, Any] | None, *,
+                   with_figures: bool = True) -> list[Section]:
+    """Every section of the report, in order, from the metrics (and the regression report).
 
+    With `with_figures=False` no figure is drawn (text-only uses such as Prefect artifacts).
+    """
 
-def build_sections(metrics: dict[str, Any], regression: dict[str, Any] | None) -> list[Section]:
-    """Every section of the report, in order, from the metrics (and the regression report)."""
+    def _figure(name: str, alt: str, draw: Any, data: dict[str, Any]) -> list[Figure]:
+        png = draw(data) if with_figures else None
+        return [] if png is None else [Figure(name, alt, png)]
+
     fam = metrics.get("familiarity", {}) or {}
     att = metrics.get("attributes", {}) or {}
     sections = [
@@ -79,11 +84,11 @@ def build_sections(metrics: dict[str, Any], regression: dict[str, Any] | None) -
                 [] if fam.get("available") else [f"Not computed: {fam.get('reason')}."],
                 [tables.familiarity_table(metrics), tables.probes_table(metrics)],
                 _figure("familiarity.png", "Familiarity of probe phrases before and after the "
-                        "sigmoid", figures.familiarity_figure(metrics))),
+                        "sigmoid", figures.familiarity_figure, metrics)),
         Section("discovery", "Failures and unfamiliar concepts", [],
                 [tables.failures_table(metrics), tables.least_familiar_table(metrics)],
                 _figure("failures.png", "Phrases estimated to fail most",
-                        figures.failures_figure(metrics))),
+                        figures.failures_figure, metrics)),
     ]
     if att.get("rows"):
         skipped = [f"{s['attribute']} ({s['reason']})" for s in att.get("skipped", [])]
@@ -91,14 +96,14 @@ def build_sections(metrics: dict[str, Any], regression: dict[str, Any] | None) -
             "attributes", "Attributes", [f"Skipped: {'; '.join(skipped)}."] if skipped else [],
             [tables.attributes_table(metrics), tables.agreement_table(metrics)],
             _figure("attributes.png", "Measured against predicted attribute disparities",
-                    figures.attributes_figure(metrics))))
+                    figures.attributes_figure, metrics)))
     sections.append(Section(
         "comparisons", "Phrase comparisons",
         [] if metrics.get("comparisons", {}).get("rows") else
         ["No phrase pairs were configured (audit.pairs) and the dataset has no attribute pairs."],
         [tables.comparisons_table(metrics)],
         _figure("comparisons.png", "Distribution of member differences per phrase pair",
-                figures.comparisons_figure(metrics))))
+                figures.comparisons_figure, metrics)))
     if regression is not None:
         previous = regression.get("previous") or {}
         sections.append(Section(
@@ -108,7 +113,7 @@ def build_sections(metrics: dict[str, Any], regression: dict[str, Any] | None) -
              f"Rule: {regression.get('rule', '')}."],
             tables.regression_tables(regression),
             _figure("regression.png", "Change of estimated loss per phrase",
-                    figures.regression_figure(regression)),
+                    figures.regression_figure, regression),
             bullets=regression_findings(regression)))
     return sections
 

@@ -11,6 +11,9 @@ lot, the others little, so the right answers are known.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -43,6 +46,16 @@ XSS = "<script>alert(1)</script>"
 OOD = ["a recipe for vegetable soup", "the final score of a football match", "a haiku about rain",
        "a doctor's note about blood pressure", "a knitting pattern for a scarf",
        "a chess opening analysis"]
+
+
+@dataclass
+class RenderedReport:
+    """A rendered report of the synthetic audit (the report tests' session fixture)."""
+
+    metrics: dict[str, Any]
+    regression: dict[str, Any]
+    out_dir: Path
+    files: list[Path]
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
