@@ -29,6 +29,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 
 from llm2loss.config import ReleaseSpec
+from llm2loss.encoders.base import resolve_device
 from llm2loss.errors import ConfigError, DataError, WeightsError
 from llm2loss.sources.base import Shard
 
@@ -137,8 +138,11 @@ class AuditedModel:
         return x.to(param.device) if param is not None else x
 
 
-def load_model(release: ReleaseSpec, *, weights_path: Path | None) -> AuditedModel:
-    """Build the release's model from its entrypoint and load its weights (if any)."""
+def load_model(release: ReleaseSpec, *, weights_path: Path | None, device: str | None = None) -> AuditedModel:
+    """Build the release's model from its entrypoint and load its weights (if any).
+
+    A torch module is moved to `device` (None: cuda when present, else cpu).
+    """
     factory = import_entrypoint(release.entrypoint)
     kwargs = release.metadata.get("entrypoint_kwargs", {})
     model = factory(**kwargs)
@@ -153,6 +157,8 @@ def load_model(release: ReleaseSpec, *, weights_path: Path | None) -> AuditedMod
         path = local
     if path is not None:
         _load_weights(model, read_state_dict(Path(path)), release.ref)
+    if isinstance(model, torch.nn.Module):
+        model.to(resolve_device(device))
     return AuditedModel(model, name=release.entrypoint, loss=release.loss)
 
 

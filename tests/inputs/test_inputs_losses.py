@@ -169,3 +169,27 @@ def test_precomputed_losses(tmp_path: Path) -> None:
     pq.write_table(pa.table({"id": ["a"], "score": [0.5]}), path)
     with pytest.raises(DataError, match=r"lack column\(s\) \['loss'\]"):
         read_precomputed_losses(path)
+
+
+def test_torchvision_zoo_classifier_on_pil_images(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from llm2loss.zoo.vision import classifier, resnet18
+
+    torch.manual_seed(0)
+    net = resnet18(num_classes=4, image_size=32).eval()
+    path = tmp_path / "resnet.safetensors"
+    save_file(net.state_dict(), str(path))
+    release = _release("llm2loss.zoo.vision:resnet18",
+                       metadata={"entrypoint_kwargs": {"num_classes": 4, "image_size": 32}})
+    model = load_model(release, weights_path=path, device="cpu")
+    rng = np.random.default_rng(0)
+    images = [Image.fromarray(rng.integers(0, 256, (40, 36, 3), dtype=np.uint8)) for _ in range(5)]
+    labels = np.array([0, 1, 2, 3, 0])
+    table = compute_losses(model, _shard(images, labels), task="multiclass", batch_size=2)
+    with torch.no_grad():
+        logits = net(torch.stack([net.preprocess(im) for im in images]))
+    expected = F.cross_entropy(logits, torch.as_tensor(labels), reduction="none").numpy()
+    np.testing.assert_allclose(table.column("loss").to_numpy(), expected, rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="unknown architecture 'vgg'.*resnet18"):
+        classifier("vgg")
