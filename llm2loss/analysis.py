@@ -101,6 +101,7 @@ METRICS_SCHEMA: dict[str, str] = {
     "attributes": "Tables 3-5: per attribute measured vs predicted disparity (signed, absolute), "
     "agreement per diagnoser and metric; skipped attributes with reasons",
     "phrases_used": "every in-domain phrase the audit estimated (for version comparisons)",
+    "split": "{train, test} sample counts (set by the pipeline after analyse)",
 }
 
 
