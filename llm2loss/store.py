@@ -10,22 +10,21 @@ finally a stage manifest listing the parts. A reader trusts only what a manifest
 each part against its recorded checksum, so a corrupted or deleted part is detected, never read
 as good.
 
+The bytes themselves live in a backend (`llm2loss.store_backends`): a folder or an S3 prefix.
 Credentials for S3 come only from the environment or the AWS credential chain; they never appear
 in `uri`, `repr()` or error messages.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
 import os
-import shutil
+import re
 import tempfile
-import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -38,11 +37,9 @@ from pydantic import BaseModel, ValidationError
 from llm2loss.config import StoreSettings
 from llm2loss.errors import ConfigError, DataError, NotFoundError, StoreError
 from llm2loss.layout import check_key, manifest_key, part_index, part_key, sidecar_key
+from llm2loss.store_backends import TMP_MARK, LocalBackend, S3Backend
 
 log = logging.getLogger(__name__)
-
-_TMP_MARK = ".llm2loss-tmp-"
-_CHUNK = 1 << 20
 
 
 class PartInfo(BaseModel):
@@ -121,6 +118,9 @@ def _parquet_bytes_rows(data: bytes) -> int:
     return pq.ParquetFile(pa.BufferReader(data)).metadata.num_rows
 
 
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+
+
 def _parse_uri(uri: str) -> tuple[str, str, str]:
     """(kind, bucket-or-root, prefix) of a store URI; ConfigError for anything else."""
     if not isinstance(uri, str) or not uri.strip():
@@ -131,10 +131,11 @@ def _parse_uri(uri: str) -> tuple[str, str, str]:
     if uri.startswith("s3://"):
         bucket, _, prefix = uri[len("s3://") :].partition("/")
         prefix = prefix.strip("/")
-        if not bucket or "@" in bucket or ":" in bucket:
+        if not _BUCKET.fullmatch(bucket):
             raise ConfigError(
-                f"invalid store URI {uri!r}: an S3 URI is s3://bucket/prefix (credentials come "
-                "from the environment, never from the URI)"
+                f"invalid store URI {uri!r}: an S3 URI is s3://bucket/prefix with a valid "
+                "bucket name (3-63 of a-z 0-9 . -); credentials come from the environment, never "
+                "from the URI"
             )
         if prefix:
             check_key(prefix)
@@ -146,316 +147,6 @@ def _parse_uri(uri: str) -> tuple[str, str, str]:
             "(e.g. ./llm2loss-store) or s3://bucket/prefix"
         )
     return "local", str(Path(uri).expanduser().resolve()), ""
-
-
-# --------------------------------------------------------------------------- backends
-
-
-class _LocalBackend:
-    """Objects as files under a root folder; every write goes through a temp file + os.replace."""
-
-    def __init__(self, root: str) -> None:
-        self.root = Path(root)
-
-    def path(self, key: str) -> Path:
-        return self.root.joinpath(*check_key(key).split("/"))
-
-    def exists(self, key: str) -> bool:
-        return self.path(key).is_file()
-
-    def list(self, prefix: str) -> list[str]:
-        base = self.root
-        parts = prefix.split("/")
-        if len(parts) > 1:
-            base = self.root.joinpath(*[p for p in parts[:-1] if p])
-        if not base.is_dir():
-            return []
-        keys = []
-        for dirpath, _, files in os.walk(base):
-            rel = Path(dirpath).relative_to(self.root).as_posix()
-            for name in files:
-                if _TMP_MARK in name:
-                    continue
-                key = name if rel == "." else f"{rel}/{name}"
-                if key.startswith(prefix):
-                    keys.append(key)
-        return sorted(keys)
-
-    def read_bytes(self, key: str) -> bytes:
-        try:
-            return self.path(key).read_bytes()
-        except FileNotFoundError:
-            raise NotFoundError(f"no artifact {key!r} in the store {self.root}") from None
-
-    def put_file(self, key: str, src: Path) -> None:
-        dest = self.path(key)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.with_name(f"{dest.name}{_TMP_MARK}{uuid.uuid4().hex}")
-        try:
-            shutil.copyfile(src, tmp)
-            os.replace(tmp, dest)
-        finally:
-            tmp.unlink(missing_ok=True)
-
-    def write_bytes(self, key: str, data: bytes) -> None:
-        dest = self.path(key)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f"{dest.name}{_TMP_MARK}", dir=dest.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            os.replace(tmp, dest)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
-
-    def get_file(self, key: str, dest: Path) -> None:
-        src = self.path(key)
-        if not src.is_file():
-            raise NotFoundError(f"no artifact {key!r} in the store {self.root}")
-        shutil.copyfile(src, dest)
-
-    def delete(self, keys: list[str]) -> None:
-        for key in keys:
-            self.path(key).unlink(missing_ok=True)
-
-    def acquire_lock(self, key: str, owner: str, ttl_s: float) -> bool:
-        path = self.path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        body = json.dumps({"owner": owner, "expires_at": time.time() + ttl_s}).encode()
-        for _ in range(2):
-            try:
-                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                if not self._break_if_stale(path, owner):
-                    return self._owner_of(path) == owner
-                continue
-            with os.fdopen(fd, "wb") as f:
-                f.write(body)
-            return True
-        return False
-
-    @staticmethod
-    def _owner_of(path: Path) -> str | None:
-        try:
-            return json.loads(path.read_bytes()).get("owner")
-        except (OSError, ValueError):
-            return None
-
-    @staticmethod
-    def _break_if_stale(path: Path, owner: str) -> bool:
-        """Remove an expired lock; True when one was removed. Atomic: only one rename wins."""
-        try:
-            held = json.loads(path.read_bytes())
-        except FileNotFoundError:
-            return True
-        except ValueError:
-            held = {"expires_at": 0}
-        if held.get("owner") == owner or held.get("expires_at", 0) > time.time():
-            return False
-        tomb = path.with_name(f"{path.name}{_TMP_MARK}{uuid.uuid4().hex}")
-        try:
-            os.rename(path, tomb)
-        except FileNotFoundError:
-            return True
-        stolen = json.loads(tomb.read_bytes() or b"{}")
-        if stolen.get("expires_at", 0) > time.time():
-            # Between our read and our rename someone else took a fresh lock: give it back.
-            with contextlib.suppress(FileExistsError):
-                os.link(tomb, path)
-            tomb.unlink(missing_ok=True)
-            return False
-        tomb.unlink(missing_ok=True)
-        return True
-
-    def release_lock(self, key: str, owner: str) -> bool:
-        path = self.path(key)
-        if self._owner_of(path) != owner:
-            return False
-        path.unlink(missing_ok=True)
-        return True
-
-
-class _S3Backend:
-    """Objects in `s3://bucket/prefix` via boto3, with retries and short timeouts."""
-
-    def __init__(
-        self,
-        bucket: str,
-        prefix: str,
-        *,
-        endpoint_url: str | None,
-        region: str | None,
-        max_attempts: int,
-        connect_timeout: float,
-        read_timeout: float,
-    ) -> None:
-        import boto3
-        from botocore.config import Config
-
-        self.bucket = bucket
-        self.prefix = prefix
-        self.endpoint_url = endpoint_url
-        self.uri = f"s3://{bucket}/{prefix}" if prefix else f"s3://{bucket}"
-        config = Config(
-            retries={"mode": "standard", "max_attempts": max_attempts},
-            connect_timeout=connect_timeout,
-            read_timeout=read_timeout,
-            s3={"addressing_style": "path"},
-        )
-        self.client = boto3.session.Session().client(
-            "s3", endpoint_url=endpoint_url, region_name=region or "us-east-1", config=config
-        )
-
-    def _key(self, key: str) -> str:
-        check_key(key)
-        return f"{self.prefix}/{key}" if self.prefix else key
-
-    def _rel(self, full: str) -> str:
-        return full[len(self.prefix) + 1 :] if self.prefix else full
-
-    @contextlib.contextmanager
-    def _errors(self, action: str, key: str = "") -> Iterator[None]:
-        """Translate boto errors into one clear sentence, never including credentials."""
-        from botocore import exceptions as bx
-
-        where = f"{self.uri}/{key}" if key else self.uri
-        endpoint = self.endpoint_url or "the default AWS endpoint"
-        try:
-            yield
-        except bx.NoCredentialsError:
-            raise StoreError(
-                f"no S3 credentials found to {action} {where}: set AWS_ACCESS_KEY_ID and "
-                "AWS_SECRET_ACCESS_KEY (or an AWS profile) in the environment"
-            ) from None
-        except (
-            bx.EndpointConnectionError,
-            bx.ConnectTimeoutError,
-            bx.ReadTimeoutError,
-            bx.ConnectionClosedError,
-        ) as exc:
-            raise StoreError(
-                f"cannot reach the S3 endpoint {endpoint} to {action} {where} "
-                f"({type(exc).__name__}): check that the server runs and the endpoint_url / "
-                "AWS_ENDPOINT_URL is right"
-            ) from None
-        except bx.ClientError as exc:
-            code = str(exc.response.get("Error", {}).get("Code", "unknown"))
-            if code in ("NoSuchKey", "404", "NotFound"):
-                raise NotFoundError(f"no artifact {key!r} in the store {self.uri}") from None
-            if code in (
-                "InvalidAccessKeyId",
-                "SignatureDoesNotMatch",
-                "AccessDenied",
-                "403",
-                "InvalidToken",
-                "ExpiredToken",
-                "Forbidden",
-            ):
-                raise StoreError(
-                    f"S3 refused the credentials ({code}) to {action} {where}: check "
-                    "AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or the AWS profile) and the "
-                    "bucket's permissions"
-                ) from None
-            if code == "NoSuchBucket":
-                raise StoreError(
-                    f"the bucket {self.bucket!r} does not exist at {endpoint}: create it or fix "
-                    "the store URI"
-                ) from None
-            raise StoreError(f"S3 error {code} to {action} {where}; retry later") from None
-
-    def exists(self, key: str) -> bool:
-        try:
-            with self._errors("check", key):
-                self.client.head_object(Bucket=self.bucket, Key=self._key(key))
-        except NotFoundError:
-            return False
-        return True
-
-    def list(self, prefix: str) -> list[str]:
-        full = (f"{self.prefix}/" if self.prefix else "") + prefix
-        keys: list[str] = []
-        with self._errors("list", prefix):
-            pages = self.client.get_paginator("list_objects_v2").paginate(
-                Bucket=self.bucket, Prefix=full
-            )
-            for page in pages:
-                keys.extend(self._rel(o["Key"]) for o in page.get("Contents", []))
-        return sorted(keys)
-
-    def read_bytes(self, key: str) -> bytes:
-        with self._errors("read", key):
-            return self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
-
-    def write_bytes(self, key: str, data: bytes) -> None:
-        with self._errors("write", key):
-            self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
-
-    def put_file(self, key: str, src: Path) -> None:
-        with self._errors("upload", key):
-            self.client.upload_file(str(src), self.bucket, self._key(key))
-
-    def get_file(self, key: str, dest: Path) -> None:
-        with self._errors("download", key):
-            self.client.download_file(self.bucket, self._key(key), str(dest))
-
-    def delete(self, keys: list[str]) -> None:
-        for start in range(0, len(keys), 1000):
-            batch = [{"Key": self._key(k)} for k in keys[start : start + 1000]]
-            with self._errors("delete", keys[start]):
-                self.client.delete_objects(
-                    Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True}
-                )
-
-    def _conditional(self, action: str, key: str, **kwargs: Any) -> bool:
-        """Run a conditional request; False when its precondition failed."""
-        from botocore import exceptions as bx
-
-        try:
-            with self._errors(action, key):
-                try:
-                    getattr(self.client, action)(Bucket=self.bucket, Key=self._key(key), **kwargs)
-                except bx.ClientError as exc:
-                    code = exc.response.get("Error", {}).get("Code")
-                    if code in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
-                        return False
-                    if code in ("NotImplemented", "501"):
-                        raise StoreError(
-                            f"the S3 server at {self.endpoint_url or 'AWS'} does not support "
-                            "conditional writes, which audit locks need: use a server that "
-                            "supports If-None-Match/If-Match (AWS S3, SeaweedFS, MinIO)"
-                        ) from None
-                    raise
-        except NotFoundError:
-            return False
-        return True
-
-    def acquire_lock(self, key: str, owner: str, ttl_s: float) -> bool:
-        body = json.dumps({"owner": owner, "expires_at": time.time() + ttl_s}).encode()
-        if self._conditional("put_object", key, Body=body, IfNoneMatch="*"):
-            return True
-        try:
-            with self._errors("read lock", key):
-                got = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
-                held, etag = json.loads(got["Body"].read() or b"{}"), got["ETag"]
-        except NotFoundError:  # released between our put and our read: try once more
-            return self._conditional("put_object", key, Body=body, IfNoneMatch="*")
-        if held.get("owner") == owner:
-            return True
-        if held.get("expires_at", 0) > time.time():
-            return False
-        # Expired: take it over only if nobody changed it since we read it.
-        return self._conditional("put_object", key, Body=body, IfMatch=etag)
-
-    def release_lock(self, key: str, owner: str) -> bool:
-        try:
-            with self._errors("read lock", key):
-                got = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
-                held, etag = json.loads(got["Body"].read() or b"{}"), got["ETag"]
-        except NotFoundError:
-            return False
-        if held.get("owner") != owner:
-            return False
-        return self._conditional("delete_object", key, IfMatch=etag)
 
 
 # --------------------------------------------------------------------------- the store
@@ -486,12 +177,12 @@ class ArtifactStore:
         read_timeout: float = 30.0,
     ) -> None:
         kind, where, prefix = _parse_uri(uri)
-        self._backend: _LocalBackend | _S3Backend
+        self._backend: LocalBackend | S3Backend
         if kind == "local":
-            self._backend = _LocalBackend(where)
+            self._backend = LocalBackend(where)
             self.uri = where
         else:
-            self._backend = _S3Backend(
+            self._backend = S3Backend(
                 where,
                 prefix,
                 endpoint_url=endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or None,
@@ -510,7 +201,7 @@ class ArtifactStore:
     @property
     def is_local(self) -> bool:
         """True for a local-folder store."""
-        return isinstance(self._backend, _LocalBackend)
+        return isinstance(self._backend, LocalBackend)
 
     @property
     def endpoint_url(self) -> str | None:
@@ -519,7 +210,7 @@ class ArtifactStore:
 
     def describe(self) -> str:
         """Where the store is, for logs and reports; never contains credentials."""
-        if isinstance(self._backend, _S3Backend) and self._backend.endpoint_url:
+        if isinstance(self._backend, S3Backend) and self._backend.endpoint_url:
             return f"{self.uri} (endpoint {self._backend.endpoint_url})"
         return self.uri
 
@@ -572,7 +263,7 @@ class ArtifactStore:
         """Copy `key` to the local file `dest` (atomically) and return `dest`."""
         dest = Path(dest)
         dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.with_name(f"{dest.name}{_TMP_MARK}{uuid.uuid4().hex}")
+        tmp = dest.with_name(f"{dest.name}{TMP_MARK}{uuid.uuid4().hex}")
         try:
             self._backend.get_file(key, tmp)
             os.replace(tmp, dest)

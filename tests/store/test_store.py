@@ -208,7 +208,8 @@ def test_concurrent_lock_attempts_have_one_winner(store: ArtifactStore) -> None:
 
 
 @pytest.mark.parametrize(
-    "uri", ["http://host/x", "gs://bucket/x", "", "s3://", "s3://k:s@bucket/x"]
+    "uri",
+    ["http://host/x", "gs://bucket/x", "", "s3://", "s3://k:s@bucket/x", "s3://Bad_Bucket!/x"],
 )
 def test_bad_uri_names_the_two_forms(uri: str) -> None:
     with pytest.raises(ConfigError, match="s3://bucket/prefix"):
@@ -246,7 +247,7 @@ def test_unreachable_endpoint_fails_fast_and_clearly() -> None:
     from infra.processes import free_port
 
     store = ArtifactStore(
-        "s3://b/x",
+        "s3://unreachable-bucket/x",
         endpoint_url=f"http://127.0.0.1:{free_port()}",
         max_attempts=2,
         connect_timeout=1,
@@ -323,3 +324,16 @@ def test_large_table_goes_through_multipart_upload(store: ArtifactStore) -> None
     assert info.bytes > 8 * 1024 * 1024
     _, back = table_to_matrix(store.read_table("big/part.parquet", expect=info))
     assert np.array_equal(back, matrix)
+
+
+def test_missing_credentials_say_where_to_set_them(
+    s3_server, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    store = ArtifactStore(f"s3://{s3_server.bucket}/x", endpoint_url=s3_server.endpoint_url)
+    with pytest.raises(StoreError, match="no S3 credentials found.*AWS_ACCESS_KEY_ID"):
+        store.read_bytes("k")
