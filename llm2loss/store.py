@@ -433,7 +433,8 @@ class ArtifactStore:
     def acquire_lock(self, key: str, owner: str, ttl_s: float = 3600.0) -> bool:
         """Take the lock at `key` for `owner` unless someone else holds an unexpired one.
 
-        Returns True when `owner` now holds it (also when it already did). Local stores use an
+        Returns True when `owner` now holds it; when it already did, its expiry is extended (call
+        it again as a heartbeat during long work). Local stores use an
         O_EXCL file; S3 stores a conditional put (If-None-Match: *), taking over an expired lock
         only with If-Match on the expired object's ETag.
         """

@@ -102,7 +102,10 @@ class LocalBackend:
                 fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             except FileExistsError:
                 if not self._break_if_stale(path, owner):
-                    return self._owner_of(path) == owner
+                    if self._owner_of(path) != owner:
+                        return False
+                    self.write_bytes(key, body)  # our own lock: extend its expiry
+                    return True
                 continue
             with os.fdopen(fd, "wb") as f:
                 f.write(body)
@@ -308,8 +311,8 @@ class S3Backend:
                 held, etag = json.loads(got["Body"].read() or b"{}"), got["ETag"]
         except NotFoundError:  # released between our put and our read: try once more
             return self._conditional("put_object", key, Body=body, IfNoneMatch="*")
-        if held.get("owner") == owner:
-            return True
+        if held.get("owner") == owner:  # our own lock: extend its expiry
+            return self._conditional("put_object", key, Body=body, IfMatch=etag)
         if held.get("expires_at", 0) > time.time():
             return False
         # Expired: take it over only if nobody changed it since we read it.

@@ -179,7 +179,9 @@ def test_lock_is_exclusive_until_released(store: ArtifactStore) -> None:
     key = layout.audit_lock_key("spam", "v1")
     assert store.acquire_lock(key, "audit-a", ttl_s=60)
     assert not store.acquire_lock(key, "audit-b", ttl_s=60)
-    assert store.acquire_lock(key, "audit-a", ttl_s=60)  # re-entrant for its owner
+    first = store.read_json(key)["expires_at"]
+    assert store.acquire_lock(key, "audit-a", ttl_s=600)  # re-entrant: extends the expiry
+    assert store.read_json(key)["expires_at"] > first + 500
     assert not store.release_lock(key, "audit-b")
     assert store.release_lock(key, "audit-a")
     assert store.acquire_lock(key, "audit-b", ttl_s=60)
