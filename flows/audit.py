@@ -105,7 +105,7 @@ def audit_release(
     if done is not None:
         logger.info("audit of %s already completed at %s; nothing to do", release.ref, done["completed_at"])
         return done
-    lock_key = layout.audit_prefix(model, version) + "/lock"
+    lock_key = layout.audit_lock_key(model, version)
     owner = f"{socket.gethostname()}:{uuid.uuid4().hex}"
     if not store.acquire_lock(lock_key, owner, LOCK_TTL_S):
         logger.info("another run is auditing %s; waiting for it to finish", release.ref)
@@ -120,12 +120,12 @@ def audit_release(
 def _wait_for_audit(cfg: Settings, release: ReleaseSpec, timeout_s: float = LOCK_TTL_S) -> dict[str, Any]:
     deadline = time.monotonic() + timeout_s
     store = audit.get_store(cfg.store)
-    lock_key = layout.audit_prefix(release.model, release.version) + "/lock"
+    lock_key = layout.audit_lock_key(release.model, release.version)
     while time.monotonic() < deadline:
         manifest = audit.audit_manifest(cfg.store, release.model, release.version)
         if manifest is not None:
             return manifest
-        if not store.lock_held(lock_key):
+        if not store.exists(lock_key):
             raise Llm2LossError(
                 f"the concurrent audit of {release.ref} stopped without finishing; run the audit again"
             )

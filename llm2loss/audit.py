@@ -377,7 +377,7 @@ def regression_against_previous(
     store_settings: StoreSettings, release: ReleaseSpec, plan: AuditPlan, metrics: dict[str, Any]
 ) -> dict[str, Any] | None:
     """The version-to-version regression report, when an earlier version was audited alike."""
-    from llm2loss.analysis import compare_versions
+    from llm2loss.analysis import compare_versions, regression_phrases
 
     previous = previous_audit(store_settings, release, plan)
     if previous is None:
@@ -385,7 +385,7 @@ def regression_against_previous(
     store = get_store(store_settings)
     prev_metrics = store.read_json(layout.report_prefix(previous["model"], previous["version"]) + "/metrics.json")
     encoder = get_encoder(plan.encoder_spec)
-    phrases = sorted(set(metrics.get("phrases_used", [])) | set(prev_metrics.get("phrases_used", [])))
+    phrases = regression_phrases(prev_metrics, metrics)
     with tempfile.TemporaryDirectory() as tmp:
         prev = load_diagnosers(store_settings, previous["model"], previous["version"], Path(tmp) / "prev")
         cur = load_diagnosers(store_settings, release.model, release.version, Path(tmp) / "cur")
@@ -419,7 +419,14 @@ def publish_report(
             store.upload(path, f"{prefix}/{path.name}")
         if regression is not None:
             store.write_json(f"{prefix}/regression.json", regression)
-    return {"prefix": prefix, "index": f"{prefix}/index.html", "uri": store.uri_for(f"{prefix}/index.html")}
+    return {"prefix": prefix, "index": f"{prefix}/index.html", "uri": uri_for(store, f"{prefix}/index.html")}
+
+
+def uri_for(store: ArtifactStore, key: str) -> str:
+    """A URI a person can open: file:// for a folder store, s3://bucket/prefix/key otherwise."""
+    if store.is_local:
+        return (Path(store.uri).resolve() / key).as_uri()
+    return f"{store.uri.rstrip('/')}/{key}"
 
 
 def write_audit_manifest(
@@ -457,9 +464,8 @@ def local_report_path(cfg: Any, manifest: dict[str, Any]) -> Path:
     """A local path of an audit's index.html: in place for a folder store, else downloaded."""
     store = get_store(cfg.store)
     key = manifest["report"]
-    local = store.local_path(key)
-    if local is not None:
-        return local
+    if store.is_local:
+        return Path(store.uri).resolve() / key
     dest = Path(cfg.cache_dir).expanduser() / "reports" / manifest["model"] / manifest["version"]
     for name in store.list(key.rsplit("/", 1)[0]):
         store.download(name, dest / name.rsplit("/", 1)[-1])
