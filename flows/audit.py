@@ -39,7 +39,7 @@ def make_task_runner(dask_settings: DaskSettings) -> DaskTaskRunner:
         "threads_per_worker": dask_settings.threads_per_worker,
         "processes": True,
         "host": "127.0.0.1",
-        "dashboard_address": None,
+        "dashboard_address": "127.0.0.1:0",  # loopback only (None still opens 0.0.0.0:8787)
     }
     if dask_settings.gpu:
         kwargs["resources"] = {"GPU": 1}
