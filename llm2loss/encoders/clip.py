@@ -4,7 +4,11 @@ Spec: `open_clip:<model>/<pretrained>` where `pretrained` is an open_clip tag (e
 `laion2b_s34b_b79k`) or a local checkpoint file (.safetensors, .pt, .bin), or `open_clip:<model>`
 alone for a randomly initialised model (seeded, so deterministic; useful for tests). Options:
 `fp16=1` (half precision on CUDA), `quick_gelu=1` (force QuickGELU for a local checkpoint that
-was trained with it; tags that need it, such as ViT-B-32 + openai, get it automatically).
+was trained with it; tags that need it, such as ViT-B-32 + openai, get it automatically),
+`config=<path/to/<model>.json>` (an open_clip model config file, registered with open_clip in
+whichever process builds the encoder, e.g. `open_clip:tiny-clip?config=/cfg/tiny-clip.json`).
+The config travels inside the spec string because `open_clip.add_model_config` in one process
+does not reach another (a Dask worker, a deployment run).
 
 Weights are never fetched silently for long: with no network the hub fails fast and the error
 says how to point at a local checkpoint instead.
@@ -12,6 +16,7 @@ says how to point at a local checkpoint instead.
 
 from __future__ import annotations
 
+import json
 import os
 from contextlib import contextmanager
 from pathlib import Path
@@ -48,10 +53,12 @@ class OpenClipEncoder:
         import torch
 
         model_name, _, pretrained = spec.target.partition("/")
+        if "config" in spec.options:
+            register_model_config(model_name, spec.options["config"])
         if model_name not in open_clip.list_models():
             raise ConfigError(
                 f"unknown open_clip model {model_name!r}: choose one of open_clip.list_models() "
-                f"(e.g. 'ViT-B-32') or register a config with open_clip.add_model_config"
+                f"(e.g. 'ViT-B-32') or give its config file as 'open_clip:{model_name}?config=<path>.json'"
             )
         weights = pretrained or None
         quick_gelu = spec.flag("quick_gelu") or _tag_needs_quick_gelu(model_name, weights)
@@ -98,6 +105,47 @@ class OpenClipEncoder:
                 tokens = self.tokenizer(texts[start : start + self.batch_size]).to(self.device)
                 outs.append(self.model.encode_text(tokens).float().cpu().numpy())
         return l2_normalise(np.concatenate(outs))
+
+
+def register_model_config(model_name: str, config_path: str) -> None:
+    """Make `model_name` known to open_clip in this process, from its JSON config file.
+
+    The file must be named `<model_name>.json` (open_clip names configs after their file) and hold
+    `embed_dim`, `vision_cfg` and `text_cfg`. Registering the same config again is a no-op; a
+    different config under a name open_clip already knows is refused rather than silently swapped.
+    """
+    import open_clip
+
+    path = Path(config_path).expanduser().resolve()
+    if path.stem != model_name or path.suffix != ".json":
+        raise ConfigError(
+            f"open_clip config {config_path!r} must be a file named {model_name}.json "
+            f"(open_clip names a model after its config file): rename it or the model in the spec"
+        )
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(
+            f"open_clip config file {str(path)!r} does not exist: give an absolute path that every "
+            "worker process can read"
+        ) from None
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"open_clip config {str(path)!r} is not readable JSON ({exc}): fix the file") from None
+    missing = [k for k in ("embed_dim", "vision_cfg", "text_cfg") if not isinstance(config, dict) or k not in config]
+    if missing:
+        raise ConfigError(
+            f"open_clip config {str(path)!r} lacks {missing}: an open_clip model config needs "
+            "embed_dim, vision_cfg and text_cfg"
+        )
+    known = open_clip.get_model_config(model_name)
+    if known == config:
+        return
+    if known is not None:
+        raise ConfigError(
+            f"open_clip already knows a different model named {model_name!r}: give your config "
+            "file (and the model in the spec) another name"
+        )
+    open_clip.add_model_config(path)
 
 
 def _tag_needs_quick_gelu(model_name: str, pretrained: str | None) -> bool:
