@@ -240,3 +240,25 @@ def test_escaping_helpers() -> None:
     assert md_escape("a|b *c* <i>") == r"a\|b \*c\* &lt;i&gt;"
     assert label("costs $5 and $6") == r"costs \$5 and \$6"
     assert len(label("x" * 200)) == 48
+
+
+@pytest.mark.parametrize("objective, first_finding", [
+    ("familiarity", "No loss diagnoser was fitted"),
+    ("regress", "The regress-linear diagnoser orders held-out samples"),
+])
+def test_reports_of_single_objective_audits(objective: str, first_finding: str,
+                                            tmp_path: Path) -> None:
+    from synthetic_audit import CONCEPTS, run_analysis
+
+    from llm2loss.config import AuditSettings, DiagnoserSettings
+
+    settings = AuditSettings(diagnosers=DiagnoserSettings(objectives=[objective], archs=["linear"],
+                                                          n_members=2))
+    metrics = run_analysis(settings=settings, vocabularies={"my_topics": CONCEPTS}).metrics
+    render_report(metrics, tmp_path)
+    parser = ReportParser()
+    parser.feed((tmp_path / "index.html").read_text(encoding="utf-8"))
+    assert headline_findings(metrics)[0].startswith(first_finding)
+    assert parser.sections[:5] == SECTIONS[:5]
+    familiarity = "Not computed: no familiarity diagnoser was configured."
+    assert (familiarity in (tmp_path / "report.md").read_text()) == (objective != "familiarity")
