@@ -3,6 +3,9 @@
 Used by the `llm2loss` command line and the `query-audit` flow alike. Diagnosers are loaded from
 the store (safetensors + JSON: loading runs no code) and phrases are embedded with the audit's own
 encoder, so answers live in the same space the diagnosers were trained in.
+
+Uncertainty is the spread of the ensemble: a comparison whose members do not agree (P(a worse
+than b) between 0.2 and 0.8, the report's rule) is called uncertain, never stated as a fact.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import pandas as pd
 from llm2loss import audit, layout
 from llm2loss.config import StoreSettings
 from llm2loss.errors import ConfigError, NotFoundError
+from llm2loss.report.findings import is_uncertain
 
 MAX_PHRASE_CHARS = 300
 LOSS_DIAGNOSER = "rank-mlp"
@@ -24,6 +28,8 @@ FAMILIARITY_DIAGNOSER = "familiarity-mlp"
 
 def validate_phrases(phrases: list[str]) -> list[str]:
     """Phrases must be non-empty and at most MAX_PHRASE_CHARS characters; returns them stripped."""
+    if not phrases:
+        raise ConfigError("no phrase given: pass at least one, e.g. \"an email about a mortgage\"")
     cleaned = []
     for phrase in phrases:
         text = phrase.strip() if isinstance(phrase, str) else ""
@@ -38,35 +44,57 @@ def validate_phrases(phrases: list[str]) -> list[str]:
     return cleaned
 
 
+def completed_manifest(store_settings: StoreSettings, model: str, version: str) -> dict[str, Any]:
+    """The manifest of the finished audit of `model@version`.
+
+    Raises NotFoundError naming the known releases for an unknown one, and NotFoundError saying
+    how to run it when the release exists but its audit is not finished.
+    """
+    manifest = audit.audit_manifest(store_settings, model, version)
+    if manifest is not None:
+        return manifest
+    store = audit.get_store(store_settings)
+    if not store.exists(layout.release_key(model, version)):
+        from llm2loss import registry
+
+        registry.get(store, model, version)  # raises NotFoundError naming the known ones
+    raise NotFoundError(
+        f"the audit of {model}@{version} is not finished: run `llm2loss audit {model}@{version}` "
+        "first (or wait for the running one)"
+    )
+
+
 class AuditQuery:
     """A finished audit opened for questions: its manifest, encoder and diagnosers."""
 
     def __init__(self, store_settings: StoreSettings, model: str, version: str) -> None:
-        self.manifest = audit.audit_manifest(store_settings, model, version)
-        if self.manifest is None:
-            store = audit.get_store(store_settings)
-            if not store.exists(layout.release_key(model, version)):
-                from llm2loss import registry
-
-                registry.get(store, model, version)  # raises NotFoundError naming the known ones
-            raise NotFoundError(
-                f"the audit of {model}@{version} is not finished: run `llm2loss audit {model}@{version}` first"
-            )
+        self.manifest = completed_manifest(store_settings, model, version)
         self.model, self.version = model, version
         self._tmp = tempfile.TemporaryDirectory()
         self.diagnosers = audit.load_diagnosers(store_settings, model, version, Path(self._tmp.name))
         self.encoder = audit.get_encoder(self.manifest["encoder"])
 
+    @property
+    def modality(self) -> str:
+        """"text" or "image": the audited data's modality (from the audit's summary)."""
+        summary = self.manifest.get("summary") or {}
+        return str(summary.get("modality") or self.encoder.modality)
+
     def _diagnoser(self, name: str) -> Any:
         if name not in self.diagnosers:
             raise NotFoundError(
                 f"the audit of {self.model}@{self.version} has no diagnoser {name!r}; "
-                f"it has {sorted(self.diagnosers)}"
+                f"it has {sorted(self.diagnosers)}: audit it again with the rank objective and "
+                "the mlp arch"
             )
         return self.diagnosers[name]
 
     def estimate(self, phrases: list[str]) -> pd.DataFrame:
-        """Estimated loss (rank diagnoser) and familiarity of each phrase, with uncertainty."""
+        """Estimated loss (rank diagnoser) and familiarity of each phrase, with uncertainty.
+
+        Columns: phrase, loss_mean, loss_std, loss_q0..loss_q4 and, when the audit trained a
+        familiarity diagnoser, familiarity_mean and familiarity_std.
+        """
         from llm2loss.insights import estimate
 
         phrases = validate_phrases(phrases)
@@ -80,31 +108,58 @@ class AuditQuery:
         return table
 
     def compare(self, a: str, b: str) -> dict[str, Any]:
-        """P(a has a higher estimated loss than b) over the ensemble, with quartiles of the gap."""
+        """P(the model does worse on a than on b) over the ensemble, quartiles of the gap, a sentence.
+
+        Keys: phrase_a, phrase_b, p_a_worse, median_diff, q0..q4 (of the members' estimated
+        loss(a) - loss(b)), uncertain (bool) and sentence.
+        """
         from llm2loss.insights import compare_phrases
 
         a, b = validate_phrases([a, b])
         emb = self.encoder.encode_text([a, b])
-        row = compare_phrases(self._diagnoser(LOSS_DIAGNOSER), emb[:1], emb[1:], [a], [b]).iloc[0].to_dict()
-        row["sentence"] = comparison_sentence(a, b, float(row["p_higher"]))
+        raw = compare_phrases(self._diagnoser(LOSS_DIAGNOSER), emb[:1], emb[1:], [a], [b]).iloc[0]
+        p = float(raw["p_higher"])
+        row: dict[str, Any] = {"phrase_a": a, "phrase_b": b, "p_a_worse": p,
+                               "median_diff": float(raw["median_diff"])}
+        for q in ("q0", "q1", "q2", "q3", "q4"):
+            row[q] = float(raw[q])
+        row["uncertain"] = is_uncertain(p)
+        row["sentence"] = comparison_sentence(a, b, p, (row["q1"], row["q2"], row["q3"]))
         return row
 
+    def default_vocabulary(self) -> tuple[list[str], list[str]]:
+        """The in-domain built-in vocabularies for this audit's modality: (names, phrases)."""
+        from llm2loss.vocab import default_vocabularies, is_out_of_domain, load_vocabulary
+
+        names = [n for n in default_vocabularies(self.modality) if not is_out_of_domain(n)]
+        phrases = [p for n in names for p in load_vocabulary(n)]
+        return names, list(dict.fromkeys(phrases))
+
     def discover(self, vocabulary: list[str], top_k: int = 10) -> dict[str, Any]:
-        """The vocabulary phrases with the highest estimated loss, and the least familiar ones."""
+        """The vocabulary phrases with the highest estimated loss, and the least familiar ones.
+
+        Returns {"highest_loss": [rows], "least_familiar": [rows] or None}; rows have phrase,
+        mean, std, q0..q4.
+        """
         from llm2loss.insights import discover
 
         phrases = validate_phrases(vocabulary)
         emb = self.encoder.encode_text(phrases)
-        return discover(
+        found = discover(
             self._diagnoser(LOSS_DIAGNOSER), emb, phrases, top_k,
             familiarity=self.diagnosers.get(FAMILIARITY_DIAGNOSER),
         )
+        return found.to_dict()
 
 
-def comparison_sentence(a: str, b: str, p: float) -> str:
-    """One honest sentence about P(a worse than b): uncertain when the ensemble disagrees."""
-    if p >= 0.8:
-        return f"The model is estimated to do worse on \"{a}\" than on \"{b}\" (P = {p:.2f})."
-    if p <= 0.2:
-        return f"The model is estimated to do better on \"{a}\" than on \"{b}\" (P(worse) = {p:.2f})."
-    return f"Uncertain: the ensemble does not agree whether \"{a}\" is worse than \"{b}\" (P = {p:.2f})."
+def comparison_sentence(a: str, b: str, p: float, quartiles: tuple[float, float, float]) -> str:
+    """One honest sentence about P(a worse than b): 'Uncertain' when the ensemble disagrees."""
+    q1, q2, q3 = quartiles
+    gap = f"estimated gap a - b: median {q2:+.3f}, quartiles [{q1:+.3f}, {q3:+.3f}]"
+    if is_uncertain(p):
+        return (f"Uncertain: the ensemble does not agree whether the model does worse on \"{a}\" "
+                f"than on \"{b}\" (P = {p:.2f}; {gap}).")
+    if p > 0.5:
+        return f"The model is estimated to do worse on \"{a}\" than on \"{b}\" (P = {p:.2f}; {gap})."
+    return (f"The model is estimated to do better on \"{a}\" than on \"{b}\" "
+            f"(P(worse) = {p:.2f}; {gap}).")

@@ -1,0 +1,35 @@
+"""Fixtures of the command-line tests: a CliRunner helper and small spam-filter releases."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from cli_helpers import LIMIT
+from typer.testing import CliRunner, Result
+
+from llm2loss.cli import app
+from llm2loss.config import DatasetSpec, ReleaseSpec
+
+
+@pytest.fixture
+def cli() -> Callable[..., Result]:
+    """Run `llm2loss ARGS...` in-process; stdout and stderr are kept apart."""
+    runner = CliRunner()
+
+    def invoke(*args: str, env: dict[str, str] | None = None) -> Result:
+        return runner.invoke(app, [str(a) for a in args], env=env, catch_exceptions=True)
+
+    return invoke
+
+
+@pytest.fixture(scope="session")
+def spam_releases(cache_dir, tmp_path_factory) -> list[tuple[ReleaseSpec, Path]]:
+    """The example spam filters v1 and v2 trained on a small SpamAssassin slice (once)."""
+    from llm2loss import audit as stages
+    from llm2loss.zoo.spam import train_spam_releases
+
+    spec = DatasetSpec(name=f"spamassassin-{LIMIT}", kind="spamassassin", limit=LIMIT)
+    source = stages.get_source(spec, str(cache_dir))
+    return train_spam_releases(source, tmp_path_factory.mktemp("cli-weights"), dataset=spec)
