@@ -187,6 +187,8 @@ def compute_losses(model: AuditedModel, shard: Shard, *, task: str, batch_size: 
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}: choose one of {list(TASKS)}")
     outputs = model.outputs(shard.inputs, batch_size=batch_size)
+    _check_finite(outputs.reshape(len(shard.ids), -1).max(axis=1) if outputs.size else outputs, shard.ids,
+                  what="output")
     labels = np.asarray(shard.labels)
     if task == "multiclass":
         losses, pred = _multiclass(outputs, labels, model.kind)
@@ -196,6 +198,7 @@ def compute_losses(model: AuditedModel, shard: Shard, *, task: str, batch_size: 
         losses, pred = _regression(outputs, labels)
     else:
         losses, pred = _custom(outputs, labels, loss or model.loss)
+    _check_finite(np.asarray(losses, dtype=np.float64), shard.ids, what="loss")
     correct = None if task == "regression" or pred.dtype.kind == "f" else pred == labels
     return pa.table(
         {
@@ -207,6 +210,17 @@ def compute_losses(model: AuditedModel, shard: Shard, *, task: str, batch_size: 
             else pa.nulls(len(shard.ids), pa.bool_()),
         }
     )
+
+
+def _check_finite(values: np.ndarray, ids: list[str], *, what: str) -> None:
+    """DataError naming the samples whose model output or loss is NaN or infinite."""
+    bad = np.flatnonzero(~np.isfinite(values))
+    if bad.size:
+        examples = [ids[i] for i in bad[:3]]
+        raise DataError(
+            f"the model gives a NaN or infinite {what} for {bad.size} of {len(ids)} samples "
+            f"(e.g. {examples}): check that the model's outputs are finite for these inputs"
+        )
 
 
 def _class_labels(labels: np.ndarray, n_classes: int) -> torch.Tensor:
