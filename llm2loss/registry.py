@@ -10,6 +10,7 @@ immutable: registering an existing version with different content is refused unl
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 from pathlib import Path
@@ -114,15 +115,20 @@ def get(store: ArtifactStore, model: str, version: str) -> ReleaseSpec:
     """The release `model@version`; NotFoundError naming the known ones when it is not there."""
     key = layout.release_key(model, version)
     try:
-        data = store.read_json(key)
+        raw = store.read_bytes(key)  # StoreError (credentials, unreachable) passes through as is
     except NotFoundError:
         known = ", ".join(_known(store)) or "none"
         raise NotFoundError(
             f"unknown release {model}@{version} (known: {known}); register it first with "
             "`llm2loss register`"
         ) from None
-    except StoreError as exc:
-        raise ConfigError(f"release.json of {model}@{version} is not valid JSON: {exc}") from None
+    try:
+        data = json.loads(raw)
+    except ValueError as exc:
+        raise ConfigError(
+            f"release.json of {model}@{version} ({key}) is not valid JSON ({exc}); register the "
+            "release again (overwrite=True)"
+        ) from None
     if not isinstance(data, dict):
         raise ConfigError(
             f"release.json of {model}@{version} ({key}) must be a JSON object; register the "
