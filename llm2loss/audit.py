@@ -162,7 +162,9 @@ def embed_shard(
     shard = get_source(release.dataset, cache_dir).read_shard(index, plan.shard_size)
     encoder = get_encoder(plan.encoder_spec)
     start = time.perf_counter()
-    matrix = encoder.encode_inputs(shard.inputs) if shard.ids else np.zeros((0, encoder.dim), np.float32)
+    # A precomputed encoder looks samples up by id; every other encoder reads the inputs.
+    batch = shard.ids if plan.encoder_spec.startswith("precomputed:") else shard.inputs
+    matrix = encoder.encode_inputs(batch) if shard.ids else np.zeros((0, encoder.dim), np.float32)
     seconds = time.perf_counter() - start
     store.write_json(_failures_key(plan.embeddings_prefix, index), shard.failures)
     info = store.write_part(plan.embeddings_prefix, index, embeddings_table(shard.ids, matrix))
