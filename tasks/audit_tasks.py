@@ -20,8 +20,27 @@ from prefect.tasks import exponential_backoff
 from llm2loss import audit
 from llm2loss.audit import AuditPlan
 from llm2loss.config import AuditSettings, ReleaseSpec, StoreSettings
+from llm2loss.errors import ConfigError, DataError, NotFoundError, WeightsError
 
-IO_RETRIES = dict(retries=3, retry_delay_seconds=exponential_backoff(backoff_factor=2), retry_jitter_factor=0.5)
+# Bad input fails the same way every time: retrying it only delays the error message.
+NOT_RETRIED = (ConfigError, DataError, NotFoundError, WeightsError)
+
+
+def retry_unless_bad_input(task: Any, task_run: Any, state: Any) -> bool:
+    """Prefect retry condition: retry I/O failures (StoreError, lost workers), not bad input."""
+    try:
+        error = state.result(raise_on_failure=False)
+    except Exception:  # noqa: BLE001 - an unreadable result: treat it as transient
+        return True
+    return not isinstance(error, NOT_RETRIED)
+
+
+IO_RETRIES = dict(
+    retries=3,
+    retry_delay_seconds=exponential_backoff(backoff_factor=2),
+    retry_jitter_factor=0.5,
+    retry_condition_fn=retry_unless_bad_input,
+)
 
 
 def shard_cache_key(prefix: str, index: int) -> str:
@@ -87,7 +106,8 @@ def seal_stage(store: StoreSettings, prefix: str, n_shards: int) -> dict[str, An
     return result
 
 
-@task(name="train-and-analyse", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=5)
+@task(name="train-and-analyse", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=5,
+      retry_condition_fn=retry_unless_bad_input)
 def train_and_analyse(
     store: StoreSettings, release: ReleaseSpec, plan: AuditPlan, settings: AuditSettings
 ) -> dict[str, Any]:
