@@ -10,6 +10,7 @@ Running it again reuses everything: releases are registered once, finished audit
 
 from __future__ import annotations
 
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -59,8 +60,19 @@ def ensure_releases(cfg: Settings, limit: int | None, console: Console) -> list[
     return list(DEMO_VERSIONS)
 
 
+def local_prefect_defaults() -> None:
+    """Defaults for Prefect's embedded server, set before Prefect is imported.
+
+    No telemetry; and a patient start-up: on a busy 2-core laptop the embedded server can take
+    longer than Prefect's default 20 s to come up. Values already in the environment win.
+    """
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+
+
 def run_demo(cfg: Settings, *, limit: int | None = None, console: Console | None = None) -> dict[str, Any]:
     """Run the whole demo; returns the two audit manifests and the regression report."""
+    local_prefect_defaults()
     from flows.audit import run_audit  # the demo is an entry point, like the CLI
     from llm2loss.report import headline_findings, regression_findings
 
