@@ -88,6 +88,15 @@ def _validation_problems(exc: ValidationError) -> str:
     return "; ".join(problems)
 
 
+def _env_problems(exc: ValidationError) -> str:
+    """Settings errors named by the environment variable that sets the field."""
+    problems = []
+    for item in exc.errors():
+        name = "LLM2LOSS_" + "__".join(str(p) for p in item["loc"]).upper()
+        problems.append(f"{name}: {item['msg']}")
+    return "; ".join(problems)
+
+
 def friendly_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     """Turn every failure into one line on stderr and exit code 1 (LLM2LOSS_DEBUG=1 re-raises)."""
 
@@ -102,6 +111,8 @@ def friendly_errors(func: Callable[..., Any]) -> Callable[..., Any]:
                 raise
             if isinstance(exc, Llm2LossError):
                 fail(str(exc))
+            if isinstance(exc, ValidationError) and exc.title == Settings.__name__:
+                fail(f"invalid setting in the environment: {_env_problems(exc)}; fix or unset it")
             if isinstance(exc, ValidationError):
                 fail(f"invalid {exc.title}: {_validation_problems(exc)}; fix these fields")
             if isinstance(exc, (OSError, ValueError)):
@@ -285,7 +296,7 @@ def emit_registered(model: str, version: str) -> str | None:
                   payload={"model": model, "version": version})
 
     async def send() -> None:
-        async with get_events_client(reconnection_attempts=0) as client:
+        async with get_events_client(reconnection_attempts=2) as client:
             await client.emit(event)
 
     quiet = logging.getLogger("prefect.events.clients")
@@ -420,6 +431,9 @@ def discover(
 ) -> None:
     """The phrases the model is estimated to fail on most, and the least familiar ones.
 
+    mean/std/q1/q3 are the ensemble's estimated loss (or, for the least familiar table, its
+    familiarity logits); familiarity is P(the phrase looks like the audited data).
+
     Example: llm2loss discover spam-filter@v2 --vocab email_topics --top-k 5
     """
     from llm2loss.query import AuditQuery
@@ -441,7 +455,7 @@ def discover(
         rows = result.get(key) or []
         if rows:
             out.print(make_table(f"{title} ({model}@{version}, vocabulary: {', '.join(names)})", rows,
-                                 ["phrase", "mean", "std", "q1", "q3"]))
+                                 ["phrase", "mean", "std", "q1", "q3", "familiarity"]))
 
 
 @app.command()

@@ -14,7 +14,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
+from scipy.special import expit
 
 from llm2loss import audit, layout
 from llm2loss.config import StoreSettings
@@ -27,9 +29,11 @@ FAMILIARITY_DIAGNOSER = "familiarity-mlp"
 
 
 def validate_phrases(phrases: list[str]) -> list[str]:
-    """Phrases must be non-empty and at most MAX_PHRASE_CHARS characters; returns them stripped."""
-    if not phrases:
-        raise ConfigError("no phrase given: pass at least one, e.g. \"an email about a mortgage\"")
+    """Phrases must be non-empty and at most MAX_PHRASE_CHARS characters; returns them stripped.
+
+    An empty list passes (an audit may configure no extra phrases); callers that need at least
+    one phrase require it themselves.
+    """
     cleaned = []
     for phrase in phrases:
         text = phrase.strip() if isinstance(phrase, str) else ""
@@ -93,7 +97,8 @@ class AuditQuery:
         """Estimated loss (rank diagnoser) and familiarity of each phrase, with uncertainty.
 
         Columns: phrase, loss_mean, loss_std, loss_q0..loss_q4 and, when the audit trained a
-        familiarity diagnoser, familiarity_mean and familiarity_std.
+        familiarity diagnoser, familiarity_mean and familiarity_std: the mean and spread over the
+        members of P(the phrase looks like the audited data), in [0, 1].
         """
         from llm2loss.insights import estimate
 
@@ -101,11 +106,21 @@ class AuditQuery:
         emb = self.encoder.encode_text(phrases)
         loss = estimate(self._diagnoser(LOSS_DIAGNOSER), emb, phrases)
         table = loss.rename(columns={c: f"loss_{c}" for c in loss.columns if c != "phrase"})
-        if FAMILIARITY_DIAGNOSER in self.diagnosers:
-            fam = estimate(self.diagnosers[FAMILIARITY_DIAGNOSER], emb, phrases)
-            table["familiarity_mean"] = fam["mean"].to_numpy()
-            table["familiarity_std"] = fam["std"].to_numpy()
+        familiarity = self.familiarity(emb)
+        if familiarity is not None:
+            table["familiarity_mean"] = familiarity.mean(axis=0)
+            table["familiarity_std"] = familiarity.std(axis=0)
         return table
+
+    def familiarity(self, embeddings: np.ndarray) -> np.ndarray | None:
+        """Members' P(familiar) of phrase embeddings, shape (K, n): the sigmoid of their logits.
+
+        None when the audit trained no familiarity diagnoser.
+        """
+        if FAMILIARITY_DIAGNOSER not in self.diagnosers:
+            return None
+        logits = self.diagnosers[FAMILIARITY_DIAGNOSER].predict_members(embeddings, modality="text")
+        return expit(np.asarray(logits, dtype=np.float64))
 
     def compare(self, a: str, b: str) -> dict[str, Any]:
         """P(the model does worse on a than on b) over the ensemble, quartiles of the gap, a sentence.
@@ -139,7 +154,8 @@ class AuditQuery:
         """The vocabulary phrases with the highest estimated loss, and the least familiar ones.
 
         Returns {"highest_loss": [rows], "least_familiar": [rows] or None}; rows have phrase,
-        mean, std, q0..q4.
+        mean, std, q0..q4 (estimated loss, or familiarity logits) and `familiarity`, the members'
+        mean P(familiar) of the phrase.
         """
         from llm2loss.insights import discover
 
@@ -148,8 +164,14 @@ class AuditQuery:
         found = discover(
             self._diagnoser(LOSS_DIAGNOSER), emb, phrases, top_k,
             familiarity=self.diagnosers.get(FAMILIARITY_DIAGNOSER),
-        )
-        return found.to_dict()
+        ).to_dict()
+        probability = self.familiarity(emb)
+        if probability is not None:
+            by_phrase = dict(zip(phrases, probability.mean(axis=0).tolist()))
+            for rows in (found["highest_loss"], found["least_familiar"] or []):
+                for row in rows:
+                    row["familiarity"] = by_phrase[row["phrase"]]
+        return found
 
 
 def comparison_sentence(a: str, b: str, p: float, quartiles: tuple[float, float, float]) -> str:

@@ -13,6 +13,19 @@ from llm2loss.cli import app
 from llm2loss.config import DatasetSpec, ReleaseSpec
 
 
+@pytest.fixture(scope="session", autouse=True)
+def prefect_logging_outside_the_runner() -> None:
+    """Configure Prefect's log handlers before any CliRunner call.
+
+    Prefect binds its console handlers to the sys.stderr of the moment it first configures
+    logging; inside CliRunner that is the runner's buffer, closed when the call ends, and every
+    later Prefect log line would fail. Configured here, they bind to the session's stderr.
+    """
+    from prefect.logging.configuration import ensure_logging_setup
+
+    ensure_logging_setup()
+
+
 @pytest.fixture
 def cli() -> Callable[..., Result]:
     """Run `llm2loss ARGS...` in-process; stdout and stderr are kept apart."""

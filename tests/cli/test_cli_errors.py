@@ -221,3 +221,21 @@ def test_json_output_is_strict_json():
     value["e"] = np.int64(3)
     assert json.loads(json.dumps(jsonable(value), allow_nan=False)) == {
         "a": None, "b": [1.5, None], "c": "/x", "d": 0.5, "e": 3}
+
+
+def test_empty_store_option_is_refused(cli):
+    assert_one_line_error(cli("releases", "--store", ""), "--store is empty")
+
+
+def test_bad_environment_setting_names_the_variable(cli, tmp_path):
+    result = cli("releases", "--store", tmp_path, env={"LLM2LOSS_AUDIT__SHARD_SIZE": "zero"})
+    assert_one_line_error(result, "LLM2LOSS_AUDIT__SHARD_SIZE", "valid integer")
+
+
+def test_unexpected_failure_is_one_line_and_debug_shows_it(cli, store_with_release):
+    """A manifest that is valid JSON but not an object is no expected error: still one line."""
+    ArtifactStore(store_with_release).write_json("audits/toy/v1/manifest.json", ["not", "a", "dict"])
+    result = cli("report", "toy@v1", "--store", store_with_release)
+    assert_one_line_error(result, "unexpected AttributeError", "LLM2LOSS_DEBUG=1")
+    debug = cli("report", "toy@v1", "--store", store_with_release, env={"LLM2LOSS_DEBUG": "1"})
+    assert isinstance(debug.exception, AttributeError)
