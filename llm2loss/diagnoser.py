@@ -132,7 +132,8 @@ class LossDiagnoser:
     device: torch device; None picks cuda when available, else cpu.
     hidden: MLP hidden width.
     max_epochs, batch_size, lr, weight_decay: AdamW training; the loss is summed over members so
-        each member trains as if alone.
+        each member trains as if alone. lr=None means 1e-3 for "mlp" and 3e-3 for "linear" (the
+        linear head reached the same held-out Spearman in half the epochs at 3e-3).
     early_stopping, patience, validation_fraction: a held-out slice of the training data is scored
         after every epoch; each member keeps its best epoch and training stops once every member
         has gone `patience` epochs without improving.
@@ -149,14 +150,17 @@ class LossDiagnoser:
     for rank, MSE of the standardised target for regress, 1 - AUROC for familiarity; None
     without early stopping), member_center_/member_scale_, target_mean_/target_std_.
 
-    Defaults (width, lr, weight decay, batch, patience) were chosen with benchmarks/tune_core.py
-    on synthetic losses over several seeds, dims 384/512 and n from 500 to 20k.
+    Defaults were measured on synthetic losses (benchmarks/core_synthetic.py, nonlinear task,
+    n=3000, d=384, seed 0; benchmarks/tune_core.py holds the wider grid): hidden=64 matched
+    hidden=128 in held-out Spearman (0.542 vs 0.541) at half the prediction cost, and the ranker
+    beat the regressor (0.541 vs 0.529). The wider grid over sizes, dims and seeds has not been
+    run yet (the shared machine was saturated), so these defaults are provisional.
     """
 
     def __init__(self, objective: str = "rank", arch: str = "mlp", *, n_members: int = 5,
                  random_state: int = 0, gap: str = "none", device: str | None = None,
-                 hidden: int = 128, max_epochs: int = 60, batch_size: int = 256,
-                 lr: float = 1e-3, weight_decay: float = 1e-2, early_stopping: bool = True,
+                 hidden: int = 64, max_epochs: int = 60, batch_size: int = 256,
+                 lr: float | None = None, weight_decay: float = 1e-2, early_stopping: bool = True,
                  patience: int = 5, validation_fraction: float = 0.15,
                  negatives: str = "random", mixed_precision: bool = False) -> None:
         self.objective = objective
@@ -193,6 +197,9 @@ class LossDiagnoser:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if self.lr is not None and not self.lr > 0:
+            raise ValueError(f"lr must be a positive number or None (arch default), got "
+                             f"{self.lr!r}")
         if not 0.0 < self.validation_fraction < 0.5:
             raise ValueError(f"validation_fraction must be in (0, 0.5), got "
                              f"{self.validation_fraction!r}")
@@ -259,7 +266,8 @@ class LossDiagnoser:
         gen = torch.Generator().manual_seed(int(self.random_state))
         heads = MemberHeads(K, Z.shape[1], arch=self.arch, hidden=self.hidden,
                             seed=self.random_state).to(dev)
-        opt = torch.optim.AdamW(heads.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        lr = self.lr if self.lr is not None else (1e-3 if self.arch == "mlp" else 3e-3)
+        opt = torch.optim.AdamW(heads.parameters(), lr=lr, weight_decay=self.weight_decay)
         X_tr = torch.from_numpy(Z[train_idx]).to(dev)
         y_tr = torch.from_numpy(targets[train_idx]).to(dev)
         Zt = torch.from_numpy(Z)
