@@ -8,26 +8,37 @@ GPU workers with `LLM2LOSS_DASK__GPU=true`).
 from __future__ import annotations
 
 import contextlib
+import logging
 import socket
+import threading
 import time
 import uuid
 from collections import Counter
 from typing import Any, Iterator
 
 import dask
+import psutil
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 from prefect.events import emit_event
+from prefect.exceptions import MissingContextError
 from prefect.futures import as_completed
 from prefect_dask import DaskTaskRunner
 
 from flows.events import AUDIT_COMPLETED, release_resource
 from llm2loss import audit, layout, registry
 from llm2loss.config import DaskSettings, ReleaseSpec, Settings
-from llm2loss.errors import Llm2LossError
+from llm2loss.errors import Llm2LossError, NotFoundError
+from llm2loss.query import validate_phrases
 from tasks import audit_tasks as t
 
-LOCK_TTL_S = 6 * 3600
+# The audit lock's expiry, renewed every HEARTBEAT_S by the running audit: a run that died on
+# another host frees the release within LOCK_TTL_S; one that died on this host at once (its
+# owner names host, pid and the process's start time, so a reused pid is not mistaken for it).
+LOCK_TTL_S = 15 * 60
+HEARTBEAT_S = 60.0
+WAIT_POLL_S = 2.0
+WAIT_TIMEOUT_S = 12 * 3600
 
 
 def make_task_runner(dask_settings: DaskSettings) -> DaskTaskRunner:
@@ -95,9 +106,14 @@ def _run_shards(task, pending: list[int], *, what: str, gpu: bool, progress: boo
 def audit_release(
     model: str, version: str, settings: dict[str, Any] | None = None, progress: bool = False
 ) -> dict[str, Any]:
-    """Audit one release end to end; returns the audit manifest. Does nothing if already done."""
+    """Audit one release end to end; returns the audit manifest. Does nothing if already done.
+
+    One audit of a release runs at a time: a second run waits for the first and returns its
+    manifest, or takes over when the first died (its lock is stale).
+    """
     logger = get_run_logger()
     cfg = load_settings(settings)
+    validate_phrases(list(cfg.audit.phrases) + [p for pair in cfg.audit.pairs for p in pair])
     store_settings = cfg.store
     store = audit.get_store(store_settings)
     release = registry.get(store, model, version)
@@ -106,18 +122,93 @@ def audit_release(
         logger.info("audit of %s already completed at %s; nothing to do", release.ref, done["completed_at"])
         return done
     lock_key = layout.audit_lock_key(model, version)
-    owner = f"{socket.gethostname()}:{uuid.uuid4().hex}"
-    if not store.acquire_lock(lock_key, owner, LOCK_TTL_S):
+    owner = lock_owner()
+    if not take_lock(store, lock_key, owner):
         logger.info("another run is auditing %s; waiting for it to finish", release.ref)
-        return _wait_for_audit(cfg, release)
+        finished = _wait_for_turn(cfg, release, owner)
+        if finished is not None:
+            return finished
+        logger.info("the run that held the lock of %s is gone; auditing it here", release.ref)
     try:
-        manifest = _audit(cfg, release, progress=progress)
+        with _heartbeat(store, lock_key, owner):
+            # The holder we waited for may have finished just before we took the lock.
+            done = audit.audit_manifest(store_settings, model, version)
+            manifest = done if done is not None else _audit(cfg, release, progress=progress)
     finally:
         store.release_lock(lock_key, owner)
     return manifest
 
 
-def _wait_for_audit(cfg: Settings, release: ReleaseSpec, timeout_s: float = LOCK_TTL_S) -> dict[str, Any]:
+def lock_owner() -> str:
+    """This process as a lock owner: host, pid, process start time and a unique token."""
+    me = psutil.Process()
+    return f"{socket.gethostname()}:{me.pid}:{me.create_time():.3f}:{uuid.uuid4().hex}"
+
+
+def owner_is_dead(owner: str) -> bool:
+    """True when `owner` (see lock_owner) is a process on this host that no longer runs."""
+    try:
+        host, pid, started, _token = owner.rsplit(":", 3)
+        pid_n, started_s = int(pid), float(started)
+    except ValueError:
+        return False  # not ours to judge: wait for its expiry
+    if host != socket.gethostname():
+        return False
+    try:
+        return abs(psutil.Process(pid_n).create_time() - started_s) > 0.01
+    except (psutil.NoSuchProcess, psutil.ZombieProcess):
+        return True
+
+
+def take_lock(store: Any, key: str, owner: str) -> bool:
+    """Take the audit lock, breaking it first when its holder died on this host."""
+    if store.acquire_lock(key, owner, LOCK_TTL_S):
+        return True
+    try:
+        holder = store.read_json(key).get("owner", "")
+    except (NotFoundError, AttributeError):
+        holder = ""
+    except Llm2LossError:
+        return False
+    if holder and owner_is_dead(holder) and store.release_lock(key, holder):
+        _logger().warning("broke the lock %s left by a run that died (%s)", key, holder)
+    return store.acquire_lock(key, owner, LOCK_TTL_S)
+
+
+@contextlib.contextmanager
+def _heartbeat(store: Any, key: str, owner: str, every_s: float = HEARTBEAT_S) -> Iterator[None]:
+    """Renew the lock every `every_s` seconds while the audit runs (a thread)."""
+    stop = threading.Event()
+    logger = _logger()
+
+    def beat() -> None:
+        while not stop.wait(every_s):
+            try:
+                if not store.acquire_lock(key, owner, LOCK_TTL_S):
+                    logger.warning("lost the audit lock %s to another run", key)
+            except Llm2LossError as exc:  # the store is down for a moment: try at the next beat
+                logger.warning("could not renew the audit lock %s: %s", key, exc)
+
+    thread = threading.Thread(target=beat, name="audit-lock-heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+
+
+def _logger() -> Any:
+    """The flow run's logger inside a flow, this module's logger outside one."""
+    try:
+        return get_run_logger()
+    except MissingContextError:
+        return logging.getLogger(__name__)
+
+
+def _wait_for_turn(cfg: Settings, release: ReleaseSpec, owner: str,
+                   timeout_s: float = WAIT_TIMEOUT_S) -> dict[str, Any] | None:
+    """Wait for the concurrent audit: its manifest when it finishes, None when we took the lock."""
     deadline = time.monotonic() + timeout_s
     store = audit.get_store(cfg.store)
     lock_key = layout.audit_lock_key(release.model, release.version)
@@ -125,12 +216,13 @@ def _wait_for_audit(cfg: Settings, release: ReleaseSpec, timeout_s: float = LOCK
         manifest = audit.audit_manifest(cfg.store, release.model, release.version)
         if manifest is not None:
             return manifest
-        if not store.exists(lock_key):
-            raise Llm2LossError(
-                f"the concurrent audit of {release.ref} stopped without finishing; run the audit again"
-            )
-        time.sleep(2.0)
-    raise Llm2LossError(f"timed out waiting for the concurrent audit of {release.ref}")
+        if take_lock(store, lock_key, owner):
+            return None
+        time.sleep(WAIT_POLL_S)
+    raise Llm2LossError(
+        f"timed out after {timeout_s:.0f} s waiting for the concurrent audit of {release.ref}; "
+        f"check that run, or delete the lock {lock_key} if it is gone, and run the audit again"
+    )
 
 
 def _audit(cfg: Settings, release: ReleaseSpec, *, progress: bool) -> dict[str, Any]:
@@ -141,11 +233,13 @@ def _audit(cfg: Settings, release: ReleaseSpec, *, progress: bool) -> dict[str, 
     plan = t.plan_audit.submit(store_settings, release, settings, cache_dir).result()
     stage_seconds["plan"] = time.perf_counter() - start
 
-    embed = {"shards": 0, "rows": 0, "skipped": 0, "seconds": 0.0, "reused": plan.embeddings_ready}
-    if not plan.embeddings_ready:
-        pending = t.pending_shards(store_settings, plan.embeddings_prefix, plan.n_shards)
+    # Verified even when sealed: a part corrupted since is recomputed, never read as good.
+    pending = t.pending_shards(store_settings, plan.embeddings_prefix, plan.n_shards)
+    embed = {"shards": 0, "rows": 0, "skipped": 0, "seconds": 0.0, "reused": not pending}
+    if pending:
         embed.update(_run_shards(t.embed_shard, pending, what="embed", gpu=cfg.dask.gpu, progress=progress,
                                  args=(store_settings, release, plan, cache_dir)))
+    if pending or not plan.embeddings_ready:
         t.seal_stage(store_settings, plan.embeddings_prefix, plan.n_shards)
     stage_seconds["embed"] = embed["seconds"]
 
