@@ -240,6 +240,8 @@ def load_audit_data(store_settings: StoreSettings, plan: AuditPlan) -> dict[str,
     store = get_store(store_settings)
     ids_emb, matrix = table_to_matrix(store.read_stage_table(plan.embeddings_prefix))
     losses = store.read_stage_table(plan.losses_prefix).to_pandas()
+    if losses["id"].tolist() == ids_emb:  # both stages sharded alike: no gather, no copy
+        return {"ids": ids_emb, "X": matrix, "losses": losses}
     position = pd.Series(np.arange(len(ids_emb)), index=pd.Index(ids_emb))
     losses = losses[losses["id"].isin(position.index)].reset_index(drop=True)
     X = matrix[position.loc[losses["id"]].to_numpy()]
@@ -262,10 +264,13 @@ def train_and_analyse(
     store = get_store(store_settings)
     data = load_audit_data(store_settings, plan)
     losses: pd.DataFrame = data["losses"]
-    X: np.ndarray = data["X"]
     test_mask = np.array(
         [is_test_id(i, seed=settings.seed, test_fraction=settings.test_fraction) for i in data["ids"]]
     )
+    # Split once and drop the joined matrix: at most two copies of the embeddings are ever alive.
+    X: np.ndarray = data.pop("X")
+    X_train, X_test = X[~test_mask], X[test_mask]
+    del X
     if test_mask.all() or (~test_mask).all():
         raise DataError(
             f"the {len(test_mask)} samples of {release.ref} give an empty train or test split; "
@@ -275,9 +280,9 @@ def train_and_analyse(
     correct = losses["correct"].to_numpy() if "correct" in losses else None
     encoder = get_encoder(plan.encoder_spec)
     result = analyse(
-        X_train=X[~test_mask],
+        X_train=X_train,
         loss_train=losses["loss"].to_numpy()[~test_mask],
-        X_test=X[test_mask],
+        X_test=X_test,
         loss_test=losses["loss"].to_numpy()[test_mask],
         correct_test=None if correct is None else correct[test_mask],
         attributes_test=attributes[test_mask].reset_index(drop=True),
