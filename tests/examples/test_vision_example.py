@@ -124,3 +124,13 @@ def test_training_script_refuses_download_of_a_non_torchvision_dataset(tmp_path:
         train_classifier.download(spam)
     with pytest.raises(ConfigError, match="does not exist"):
         train_classifier.read_release(tmp_path / "missing.json")
+
+
+def test_cifar10_phrase_file_is_an_in_domain_vocabulary() -> None:
+    from llm2loss.vocab import is_out_of_domain, load_vocabulary, vocabularies_for
+
+    path = str(EXAMPLES / "cifar10" / "phrases.txt")
+    phrases = load_vocabulary(path)
+    assert len(phrases) >= 20 and "a cat that looks like a dog" in phrases
+    assert not is_out_of_domain(path)
+    assert vocabularies_for("image", [path, "image_ood"])[path] == phrases
