@@ -227,7 +227,8 @@ def spam_validity_table(spam: dict[str, Any]) -> list[str]:
             for agg in ("ensemble_mean", "ensemble_median"):
                 cells = " | ".join(_rp(row[agg][c]) for c in CORRS)
                 paper = _paper_validity(row["objective"]) if agg == "ensemble_mean" else ""
-                lines.append(f"| {version} | {row['diagnoser']} | {agg.replace('_', ' ')} | {cells} | {paper} |")
+                label = agg.replace("_", " ")
+                lines.append(f"| {version} | {row['diagnoser']} | {label} | {cells} | {paper} |")
         for name, b in rel["baselines"].items():
             cells = " | ".join(_rp(b["sample"][c]) for c in CORRS)
             lines.append(f"| {version} | {name} (baseline) | — | {cells} | |")
@@ -304,35 +305,33 @@ def planted_table(result: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _versus(what: str, ours: float, baselines: dict[str, float]) -> str:
+    """One sentence: is rank-mlp's value better than the best baseline's?"""
+    best_name, best = max(baselines.items(), key=lambda item: item[1])
+    word = "better than" if ours > best else "NOT better than"
+    return f"- {what}: rank-mlp {ours:.3f} is {word} the best baseline ({best_name}, {best:.3f})."
+
+
 def verdict(spam: dict[str, Any] | None, planted_result: dict[str, Any] | None) -> list[str]:
     """Plain sentences: is the rank ensemble (rank-mlp) better than every baseline, per measure?"""
     lines = []
-    if spam is not None:
-        for version, rel in spam["releases"].items():
-            rank = next(r for r in rel["validity"] if r["diagnoser"] == "rank-mlp")
-            ours = rank["ensemble_mean"]["spearman"]["r"]
-            best_name, best = max(((n, b["sample"]["spearman"]["r"]) for n, b in rel["baselines"].items()),
-                                  key=lambda x: x[1])
-            word = "better than" if ours > best else "NOT better than"
-            lines.append(f"- SpamAssassin {version}, per-sample Spearman: rank-mlp ensemble {ours:.3f} "
-                         f"is {word} the best baseline ({best_name}, {best:.3f}).")
-            agree = next((a for a in rel["agreement"] if a["diagnoser"] == "rank-mlp" and "kendall" in a), None)
-            if agree is not None:
-                ours = agree["kendall"]["r"]
-                best_name, best = max(((n, b["agreement"]["kendall"]["r"]) for n, b in rel["baselines"].items()),
-                                      key=lambda x: x[1])
-                word = "better than" if ours > best else "NOT better than"
-                lines.append(f"- SpamAssassin {version}, attribute-disparity Kendall τ: rank-mlp {ours:.3f} "
-                             f"is {word} the best baseline ({best_name}, {best:.3f}).")
+    for version, rel in (spam or {}).get("releases", {}).items():
+        rank = next(r for r in rel["validity"] if r["diagnoser"] == "rank-mlp")
+        lines.append(_versus(f"SpamAssassin {version}, per-sample Spearman (ensemble mean)",
+                             rank["ensemble_mean"]["spearman"]["r"],
+                             {n: b["sample"]["spearman"]["r"] for n, b in rel["baselines"].items()}))
+        agree = [a for a in rel["agreement"] if a["diagnoser"] == "rank-mlp" and "kendall" in a]
+        if agree:
+            lines.append(_versus(f"SpamAssassin {version}, attribute-disparity Kendall τ",
+                                 agree[0]["kendall"]["r"],
+                                 {n: b["agreement"]["kendall"]["r"] for n, b in rel["baselines"].items()}))
     if planted_result is not None:
         summary = planted_summary(planted_result)
-        for metric in ("spearman", "disparity_kendall", "precision_at_k"):
-            ours = float(np.mean(summary["rank-mlp"][metric]))
-            best_name, best = max(((m, float(np.mean(v[metric]))) for m, v in summary.items()
-                                   if m not in LOSS_DIAGNOSERS), key=lambda x: x[1])
-            word = "better than" if ours > best else "NOT better than"
-            lines.append(f"- Planted slices, {metric.replace('_', ' ')} (mean over seeds): rank-mlp "
-                         f"{ours:.3f} is {word} the best baseline ({best_name}, {best:.3f}).")
+        for metric in ("spearman", "disparity_kendall", "sign_accuracy", "precision_at_k"):
+            lines.append(_versus(
+                f"Planted slices, {metric.replace('_', ' ')} (mean over seeds)",
+                float(np.mean(summary["rank-mlp"][metric])),
+                {m: float(np.mean(v[metric])) for m, v in summary.items() if m not in LOSS_DIAGNOSERS}))
     return lines
 
 
@@ -414,7 +413,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true",
                         help="a 1500-e-mail subset and smaller planted datasets (3 seeds)")
     parser.add_argument("--seeds", type=int, default=5, help="planted-benchmark seeds (>= 3)")
-    parser.add_argument("--n", type=int, default=4000, help="planted samples per seed")
+    parser.add_argument("--n", type=int, default=3000, help="planted samples per seed")
     parser.add_argument("--limit", type=int, default=None, help="SpamAssassin subset size")
     parser.add_argument("--skip-spam", action="store_true")
     parser.add_argument("--skip-planted", action="store_true")

@@ -115,7 +115,7 @@ def test_one_planted_seed_end_to_end_with_minilm() -> None:
     sentences = sentences.iloc[np.unique(rows)].reset_index(drop=True)  # embed only what is used
     E = encoder.encode_text(sentences["text"].tolist())
     phrases, owners = planted.phrase_vocabulary()
-    small = DiagnoserSettings(objectives=["rank"], archs=["mlp"], n_members=3)
+    small = DiagnoserSettings(objectives=["rank"], archs=["mlp"], n_members=2)
     result = bench_quality.planted_seed(0, 300, sentences, E, phrases, owners,
                                         encoder.encode_text(phrases), encoder, diagnosers=small)
     methods = set(result) - {"failures"}
