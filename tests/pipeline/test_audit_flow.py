@@ -98,6 +98,20 @@ def test_audits_land_in_s3_reuse_embeddings_and_rerun_does_nothing(
     assert store.exists(manifest2["report"].rsplit("/", 1)[0] + "/regression.json")
     assert registry.unaudited(store) == []
 
+    # Each worker process built the encoder and the models once and reused them across shards.
+    from distributed import Client
+
+    def cache_counts():
+        from llm2loss import audit as a
+
+        return {"encoder": a.get_encoder.cache_info().hits, "model": a._model.cache_info().hits}
+
+    with Client(dask_cluster.scheduler_address) as client:
+        counts = client.run(cache_counts)
+        hits = {k: sum(c[k] for c in counts.values()) for k in ("encoder", "model")}
+    # 3 loss shards of v2 on 2 workers: at least one worker served a second shard from its cache.
+    assert hits["model"] >= 1 and hits["encoder"] >= 1
+
     # A rerun of a finished audit does nothing: no task runs at all.
     run3, manifest3 = run_flow(cfg, "spam-filter", "v1")
     assert manifest3 == manifest1
