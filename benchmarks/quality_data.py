@@ -93,8 +93,19 @@ def split_mask(ids: list[str], *, seed: int = 0, test_fraction: float = 0.3) -> 
 
 
 def spam_embeddings(corpus: SpamCorpus, *, cache_dir: Path = CACHE) -> tuple[np.ndarray, object]:
-    """(embeddings of the corpus with the packaged MiniLM, the encoder), cached."""
+    """(embeddings of the corpus with the packaged MiniLM, the encoder), cached.
+
+    A subset (`limit`) reuses the rows of any cached embedding of a larger slice holding all of
+    its ids, so `--quick` after a full run embeds nothing.
+    """
     encoder = build_encoder(ENCODER, device="cpu")
+    for ids_path in sorted((cache_dir / "bench_quality").glob(f"spamassassin*-{encoder.fingerprint}.ids.json")):
+        cached_ids = json.loads(ids_path.read_text())
+        position = {i: k for k, i in enumerate(cached_ids)}
+        if all(i in position for i in corpus.ids):
+            matrix = np.load(ids_path.with_name(ids_path.name[: -len(".ids.json")] + ".npy"),
+                             allow_pickle=False)
+            return matrix[[position[i] for i in corpus.ids]], encoder
     X = cached_embeddings(corpus.source.name, corpus.source.fingerprint, corpus.ids,
                           corpus.texts, encoder, cache_dir=cache_dir)
     return X, encoder
