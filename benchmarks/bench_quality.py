@@ -24,6 +24,7 @@ Run: `.venv/bin/python benchmarks/bench_quality.py [--quick] [--seeds 5] [--no-w
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import re
@@ -44,7 +45,7 @@ import quality_data  # noqa: E402
 from baselines import BASELINES, make_baseline  # noqa: E402
 
 from llm2loss import evaluation  # noqa: E402
-from llm2loss.analysis import analyse  # noqa: E402
+from llm2loss.analysis import analyse, jsonable  # noqa: E402
 from llm2loss.config import AuditSettings, DiagnoserSettings  # noqa: E402
 from llm2loss.sources import default_attribute_phrases  # noqa: E402
 from llm2loss.vocab import vocabularies_for  # noqa: E402
@@ -57,6 +58,8 @@ CORRS = ("pearson", "spearman", "kendall")
 PAPER = {"rank": {"spearman": 0.560, "kendall": 0.399}, "regress": {"spearman": 0.271},
          "familiarity_auroc": "0.84-1.0", "disparity_kendall": 0.253}
 PRECISION_K = 6  # = the number of planted failure phrases (2 slices x 3 paraphrases)
+TIE = 0.01  # differences smaller than this are reported as ties
+RAW = quality_data.CACHE / "bench_quality" / "last-results.json"
 
 
 # --------------------------------------------------------------------------- shared scoring
@@ -306,9 +309,12 @@ def planted_table(result: dict[str, Any]) -> list[str]:
 
 
 def _versus(what: str, ours: float, baselines: dict[str, float]) -> str:
-    """One sentence: is rank-mlp's value better than the best baseline's?"""
+    """One sentence: is rank-mlp's value better than the best baseline's (or within TIE)?"""
     best_name, best = max(baselines.items(), key=lambda item: item[1])
-    word = "better than" if ours > best else "NOT better than"
+    if abs(ours - best) < TIE:
+        word = f"tied (within {TIE}) with"
+    else:
+        word = "better than" if ours > best else "NOT better than"
     return f"- {what}: rank-mlp {ours:.3f} is {word} the best baseline ({best_name}, {best:.3f})."
 
 
@@ -328,10 +334,15 @@ def verdict(spam: dict[str, Any] | None, planted_result: dict[str, Any] | None) 
     if planted_result is not None:
         summary = planted_summary(planted_result)
         for metric in ("spearman", "disparity_kendall", "sign_accuracy", "precision_at_k"):
+            means = {m: float(np.mean(v[metric])) for m, v in summary.items()
+                     if m not in LOSS_DIAGNOSERS}
+            best = max(means, key=means.get)
+            paired = np.subtract(summary["rank-mlp"][metric], summary[best][metric])
             lines.append(_versus(
                 f"Planted slices, {metric.replace('_', ' ')} (mean over seeds)",
-                float(np.mean(summary["rank-mlp"][metric])),
-                {m: float(np.mean(v[metric])) for m, v in summary.items() if m not in LOSS_DIAGNOSERS}))
+                float(np.mean(summary["rank-mlp"][metric])), means)
+                + f" Paired over seeds: difference {paired.mean():+.3f} ± {paired.std():.3f}, "
+                f"rank-mlp ahead in {int((paired > 0).sum())} of {len(paired)} seeds.")
     return lines
 
 
@@ -408,6 +419,18 @@ def write_section(lines: list[str]) -> None:
     RESULTS.write_text(text)
 
 
+def rerender(*, no_write: bool) -> int:
+    """Rebuild the section from the raw results of the last run (no recomputation)."""
+    if not RAW.exists():
+        raise SystemExit(f"no raw results at {RAW}: run the benchmark once without --rerender")
+    raw = json.loads(RAW.read_text())
+    lines = section(raw["spam"], raw["planted"], argparse.Namespace(**raw["args"]), raw["seconds"])
+    print("\n".join(lines))
+    if not no_write:
+        write_section(lines)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true",
@@ -418,7 +441,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-spam", action="store_true")
     parser.add_argument("--skip-planted", action="store_true")
     parser.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md")
+    parser.add_argument("--rerender", action="store_true",
+                        help=f"rebuild the tables from the last run's raw results ({RAW})")
     args = parser.parse_args(argv)
+    if args.rerender:
+        return rerender(no_write=args.no_write)
     if args.quick:
         args.seeds, args.n = min(args.seeds, 3), min(args.n, 1500)
         args.limit = args.limit or 1500
@@ -431,7 +458,11 @@ def main(argv: list[str] | None = None) -> int:
 
     spam = None if args.skip_spam else spam_benchmark(args.limit, log)
     planted_result = None if args.skip_planted else planted_benchmark(list(range(args.seeds)), args.n, log)
-    lines = section(spam, planted_result, args, time.perf_counter() - started)
+    seconds = time.perf_counter() - started
+    RAW.parent.mkdir(parents=True, exist_ok=True)
+    RAW.write_text(json.dumps(jsonable({"spam": spam, "planted": planted_result,
+                                        "args": vars(args), "seconds": seconds})))
+    lines = section(spam, planted_result, args, seconds)
     print("\n".join(lines))
     if not args.no_write:
         write_section(lines)

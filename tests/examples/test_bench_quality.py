@@ -128,3 +128,11 @@ def test_one_planted_seed_end_to_end_with_minilm() -> None:
     summary = bench_quality.planted_summary({"per_seed": [result]})
     lines = bench_quality.planted_table({"per_seed": [result]})
     assert len(lines) == 2 + len(summary)
+
+
+def test_verdict_says_plainly_when_the_rank_ensemble_is_not_better() -> None:
+    assert "is better than the best baseline (knn, 0.400)" in bench_quality._versus(
+        "x", 0.5, {"knn": 0.4, "ridge": 0.3})
+    assert "NOT better than the best baseline (ridge, 0.600)" in bench_quality._versus(
+        "x", 0.5, {"knn": 0.4, "ridge": 0.6})
+    assert "tied (within 0.01) with" in bench_quality._versus("x", 0.5, {"knn": 0.505})
