@@ -29,7 +29,7 @@ from audit_harness import (
     subprocess_env,
 )
 
-from flows.audit import LOCK_TTL_S, lock_owner, owner_is_dead, take_lock
+from flows.audit import LOCK_TTL_S, _heartbeat, lock_owner, owner_is_dead, take_lock
 from llm2loss import audit as stages
 from llm2loss import layout, registry
 from llm2loss.config import StoreSettings
@@ -75,6 +75,17 @@ def test_a_lock_left_by_a_dead_process_is_broken_and_a_live_one_is_not(local_sto
     mine = lock_owner()
     assert try_lock(mine)  # the holder died: its lock is broken at once
     assert local_store.read_json(key)["owner"] == mine
+
+
+def test_a_running_audit_renews_its_lock(local_store):
+    key = layout.audit_lock_key("m", "v1")
+    owner = lock_owner()
+    assert take_lock(local_store, key, owner)
+    first = local_store.read_json(key)["expires_at"]
+    with _heartbeat(local_store, key, owner, every_s=0.2):
+        time.sleep(1.0)
+    renewed = local_store.read_json(key)
+    assert renewed["owner"] == owner and renewed["expires_at"] > first
 
 
 def _wait_for(condition, timeout_s: float, what: str) -> None:
