@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 from scipy.stats import rankdata
 
@@ -487,7 +488,7 @@ class LossDiagnoser:
             self.text_mean_ = tensors.get("text_mean")
             self.member_center_ = tensors["member_center"]
             self.member_scale_ = tensors["member_scale"]
-        except (ValueError, OSError, KeyError, TypeError) as exc:
+        except (ValueError, OSError, KeyError, TypeError, SafetensorError) as exc:
             raise WeightsError(f"saved diagnoser at {src} is unreadable or corrupt ({exc}); "
                                f"save it again from the fitted diagnoser") from exc
         self.device_ = resolve_device(device)

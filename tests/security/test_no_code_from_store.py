@@ -79,8 +79,6 @@ def test_diagnoser_whose_weights_are_a_pickle_runs_no_code(tmp_path):
     assert "header" in str(refused.value) or "corrupt" in str(refused.value)
 
 
-@pytest.mark.xfail(strict=True, reason="LossDiagnoser.load lets safetensors' SafetensorError through "
-                   "instead of a WeightsError (llm2loss/diagnoser.py catches ValueError/OSError only)")
 def test_diagnoser_pickle_refusal_is_a_weights_error(tmp_path):
     folder = _saved_diagnoser(tmp_path / "diagnoser")
     plant(folder / "weights.safetensors", tmp_path / "payload-ran")
