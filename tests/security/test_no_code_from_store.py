@@ -73,14 +73,6 @@ def test_diagnoser_whose_weights_are_a_pickle_runs_no_code(tmp_path):
     folder = _saved_diagnoser(tmp_path / "diagnoser")
     marker = tmp_path / "payload-ran"
     plant(folder / "weights.safetensors", marker)
-    with pytest.raises(Exception) as refused:  # noqa: PT011 - any refusal; the clear type is checked below
-        LossDiagnoser.load(folder)
-    assert not marker.exists(), "unpickling ran the payload"
-    assert "header" in str(refused.value) or "corrupt" in str(refused.value)
-
-
-def test_diagnoser_pickle_refusal_is_a_weights_error(tmp_path):
-    folder = _saved_diagnoser(tmp_path / "diagnoser")
-    plant(folder / "weights.safetensors", tmp_path / "payload-ran")
     with pytest.raises(WeightsError, match="corrupt"):
         LossDiagnoser.load(folder)
+    assert not marker.exists(), "unpickling ran the payload"
