@@ -105,8 +105,12 @@ def prefect_server() -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
-def dask_cluster():
-    """A Dask LocalCluster on 127.0.0.1: 2 worker processes, 1 thread each, no dashboard."""
+def dask_cluster(s3_server: S3Server):
+    """A Dask LocalCluster on 127.0.0.1: 2 worker processes, 1 thread each, no dashboard.
+
+    Depends on `s3_server` so its AWS_* variables are set before the worker processes spawn:
+    workers inherit the environment once, and a cluster started first could never read S3.
+    """
     from distributed import LocalCluster
 
     with LocalCluster(
