@@ -149,8 +149,12 @@ def test_release_registered_event_triggers_the_served_deployment(
         assert run.parameters == {"model": release.model, "version": release.version}
         assert stages.audit_manifest(store_settings, release.model, release.version) is not None
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        server.terminate()  # our own child, by its handle; killed if SIGTERM is slow under load
+        try:
+            server.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(timeout=30)
 
 
 def _wait_for_deployment(name: str, timeout_s: float):
