@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -85,7 +86,7 @@ def check_matrix(X: Any, name: str, *, dim: int | None = None, min_rows: int = 1
     if dim is not None and arr.shape[1] != dim:
         raise DataError(f"{name} has dimension {arr.shape[1]} but the diagnoser was fitted on "
                         f"dimension {dim}; embed with the same encoder used for fitting")
-    bad = ~np.isfinite(arr).all(axis=1)
+    bad = _nonfinite_rows(arr)
     if bad.any():
         raise DataError(f"{name} has {int(bad.sum())} rows with NaN or inf (first rows: "
                         f"{_first_bad(bad)}); drop or re-embed those samples")
@@ -107,8 +108,22 @@ def check_vector(v: Any, name: str, *, length: int) -> np.ndarray:
     return arr
 
 
+def _nonfinite_rows(arr: np.ndarray) -> np.ndarray:
+    """Boolean mask of rows holding NaN or inf, without a full-size temporary.
+
+    A row holding NaN or inf has a non-finite sum (one BLAS pass); rows whose sum is non-finite
+    for another reason (overflow of huge finite values) are then checked element by element.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow is handled just below
+        suspects = ~np.isfinite(arr @ np.ones(arr.shape[1], dtype=arr.dtype))
+    if suspects.any():  # a float32 row sum can also overflow: confirm the suspects exactly
+        suspects[suspects] = ~np.isfinite(arr[suspects]).all(axis=1)
+    return suspects
+
+
 def _normalise(X: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(X, axis=1, keepdims=True)
+    """Rows scaled to unit L2 norm (zero rows stay zero); float32 in, float32 out."""
+    norms = np.sqrt(np.einsum("ij,ij->i", X, X))[:, None]
     return X / np.maximum(norms, 1e-12)
 
 
@@ -370,16 +385,27 @@ class LossDiagnoser:
         return _normalise(Xn - mean[None, :])
 
     def _prepare(self, X: Any, modality: str, name: str = "X",
-                 text_mean: np.ndarray | None = None) -> np.ndarray:
-        """Check, normalise and (gap="center") centre query rows."""
+                 text_mean: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+        """Checked query rows and the mean to centre them with after normalising (None for
+        gap="none"). Normalising and centring happen chunk by chunk in `_query_scores`, so a
+        large query is never copied whole."""
         self._check_fitted()
         _check_choice(modality, MODALITIES, "modality")
-        Xn = _normalise(check_matrix(X, name, dim=self.dim_))
+        X = check_matrix(X, name, dim=self.dim_)
         if self.gap == "none":
-            return Xn
+            return X, None
         if modality == "data":
-            return self._centre(Xn, self.data_mean_)
-        return self._centre(Xn, self._text_mean(Xn) if text_mean is None else text_mean)
+            return X, self.data_mean_
+        return X, self._text_mean(_normalise(X)) if text_mean is None else text_mean
+
+    def _query_scores(self, X: np.ndarray, centre: np.ndarray | None) -> np.ndarray:
+        """Raw member scores (K, n) of checked query rows, normalised (and centred) per chunk.
+
+        Without centring, the L2 normalisation is folded into the first layer as a row scale
+        (no normalised copy of the rows is made)."""
+        if centre is None:
+            return self._raw_scores(X, scale=True)
+        return self._raw_scores(X, lambda chunk: self._centre(_normalise(chunk), centre))
 
     def _text_mean(self, Xn: np.ndarray) -> np.ndarray:
         """The text-reference mean stored at fit, else the mean of the (>= 2 row) query batch."""
@@ -392,14 +418,24 @@ class LossDiagnoser:
         return Xn.mean(axis=0)
 
     @torch.no_grad()
-    def _raw_scores(self, Z: np.ndarray) -> np.ndarray:
-        out = []
+    def _raw_scores(self, Z: np.ndarray, prepare: Callable[[np.ndarray], np.ndarray] | None = None,
+                    *, scale: bool = False) -> np.ndarray:
+        """Raw member scores (K, n) of rows `Z`, in chunks of `_PREDICT_CHUNK` rows (kept in
+        cache). `prepare` (if given) maps each chunk first; `scale=True` scores each row as if
+        L2-normalised (see `MemberHeads.forward`'s row_scale)."""
+        self.heads_.eval()
+        out = np.empty((self.n_members, len(Z)), dtype=np.float32)
         for lo in range(0, len(Z), _PREDICT_CHUNK):
-            chunk = torch.from_numpy(np.ascontiguousarray(Z[lo:lo + _PREDICT_CHUNK]))
-            out.append(self.heads_(chunk.to(self.device_)).float().cpu().numpy())
-        if not out:
-            return np.zeros((self.n_members, 0), dtype=np.float32)
-        return np.concatenate(out, axis=1)
+            rows = np.ascontiguousarray(Z[lo:lo + _PREDICT_CHUNK])
+            if prepare is not None:
+                rows = prepare(rows)
+            row_scale = None
+            if scale:
+                norms = np.sqrt(np.einsum("ij,ij->i", rows, rows))
+                row_scale = torch.from_numpy(1.0 / np.maximum(norms, 1e-12)).to(self.device_)
+            chunk = torch.from_numpy(rows).to(self.device_)
+            out[:, lo:lo + len(rows)] = self.heads_(chunk, row_scale).float().cpu().numpy()
+        return out
 
     def _output(self, raw: np.ndarray) -> np.ndarray:
         z = (raw - self.member_center_[:, None]) / self.member_scale_[:, None]
@@ -409,8 +445,7 @@ class LossDiagnoser:
 
     def predict_members(self, X: Any, *, modality: str = "data") -> np.ndarray:
         """Every member's output, shape (n_members, n) (see the module doc for the units)."""
-        Z = self._prepare(X, modality)
-        return self._output(self._raw_scores(Z))
+        return self._output(self._query_scores(*self._prepare(X, modality)))
 
     def predict(self, X: Any, *, modality: str = "data") -> np.ndarray:
         """Ensemble mean, shape (n,): higher = higher expected loss (or more familiar)."""
@@ -431,8 +466,8 @@ class LossDiagnoser:
         text_mean = None
         if self.gap == "center" and modality == "text":
             text_mean = self._text_mean(_normalise(np.concatenate([A, B])))
-        ma = self._output(self._raw_scores(self._prepare(A, modality, "Xa", text_mean)))
-        mb = self._output(self._raw_scores(self._prepare(B, modality, "Xb", text_mean)))
+        ma = self._output(self._query_scores(*self._prepare(A, modality, "Xa", text_mean)))
+        mb = self._output(self._query_scores(*self._prepare(B, modality, "Xb", text_mean)))
         diff = ma - mb
         return Comparison(p_higher=(diff > 0).mean(axis=0), differences=diff,
                           quartiles=np.quantile(diff, [0.0, 0.25, 0.5, 0.75, 1.0], axis=0))

@@ -121,6 +121,23 @@ def test_familiarity_ignores_loss(planted, familiarity):
                                   familiarity.predict(planted.X_test))
 
 
+def test_predict_in_small_chunks_equals_one_chunk(planted, ranker, monkeypatch):
+    import llm2loss.diagnoser as diagnoser_module
+
+    whole = ranker.predict_members(planted.X_test)
+    monkeypatch.setattr(diagnoser_module, "_PREDICT_CHUNK", 7)
+    np.testing.assert_allclose(ranker.predict_members(planted.X_test), whole, rtol=1e-5, atol=1e-5)
+
+
+def test_rows_whose_sum_overflows_are_not_taken_for_nan(planted, ranker):
+    X = planted.X_test[:4].copy()
+    X[1] = 3e38                     # finite, but its float32 row sum overflows to inf
+    assert ranker.predict(X).shape == (4,)
+    X[2, 5] = np.nan
+    with pytest.raises(DataError, match=r"1 rows with NaN or inf \(first rows: 2\)"):
+        ranker.predict(X)
+
+
 # ---------------------------------------------------------------- save / load
 def test_save_load_round_trip(tmp_path, planted, ranker):
     out = ranker.save(tmp_path / "rank-mlp")

@@ -24,6 +24,16 @@ def test_shared_rows_equal_per_member_rows(arch):
     torch.testing.assert_close(shared, stacked, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("arch", ["linear", "mlp"])
+def test_row_scale_equals_scaling_the_rows_first(arch):
+    heads = MemberHeads(3, 16, arch=arch, hidden=8, seed=2)
+    x = torch.randn(7, 16)
+    scale = torch.rand(7) + 0.5
+    torch.testing.assert_close(heads(x, scale), heads(x * scale[:, None]), rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="2-D"):
+        heads(x.unsqueeze(0).expand(3, -1, -1), scale)
+
+
 def test_member_k_equals_a_plain_mlp():
     heads = MemberHeads(3, 16, arch="mlp", hidden=8, seed=0)
     x = torch.randn(5, 16)
