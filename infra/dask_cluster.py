@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from infra.processes import HOST, Service, bin_path, free_port, spawn, stop, wait_until
+from infra.processes import HOST, Service, bin_path, free_port, start_and_wait, stop
 
 HINT = "dask"
 
@@ -34,21 +34,11 @@ def start_scheduler(
     # The dashboard is bound to 127.0.0.1 explicitly: `--no-dashboard` alone still opens :8787
     # on every interface with this version of distributed.
     cmd += [f"--dashboard-address={HOST}:{dashboard_port or free_port()}"]
-    proc = spawn(cmd, log_path=log_path)
     address = f"tcp://{HOST}:{port}"
-    try:
-        wait_until(
-            lambda: _n_workers(address) >= 0,
-            what="the Dask scheduler",
-            timeout=timeout,
-            pid=proc.pid,
-            log_path=log_path,
-        )
-    except Exception:
-        stop(proc.pid, HINT)
-        raise
+    pid = start_and_wait(cmd, ready=lambda: _n_workers(address) >= 0, what="the Dask scheduler",
+                         hint=HINT, timeout=timeout, log_path=log_path)
     return Service(
-        name="dask-scheduler", pid=proc.pid, hint=HINT, url=address, log_path=str(log_path)
+        name="dask-scheduler", pid=pid, hint=HINT, url=address, log_path=str(log_path)
     )
 
 
@@ -81,21 +71,11 @@ def start_workers(
     ]
     if gpu:
         cmd += ["--resources", "GPU=1"]
-    proc = spawn(cmd, log_path=log_path)
-    try:
-        wait_until(
-            lambda: _n_workers(address) >= n_workers,
-            what="the Dask workers",
-            timeout=timeout,
-            pid=proc.pid,
-            log_path=log_path,
-        )
-    except Exception:
-        stop(proc.pid, HINT)
-        raise
+    pid = start_and_wait(cmd, ready=lambda: _n_workers(address) >= n_workers,
+                         what="the Dask workers", hint=HINT, timeout=timeout, log_path=log_path)
     return Service(
         name="dask-workers",
-        pid=proc.pid,
+        pid=pid,
         hint=HINT,
         url=address,
         log_path=str(log_path),

@@ -12,7 +12,7 @@ import json
 import urllib.request
 from pathlib import Path
 
-from infra.processes import HOST, Service, bin_path, free_port, spawn, stop, wait_until
+from infra.processes import HOST, Service, bin_path, free_port, start_and_wait, stop
 
 HINT = "prefect"
 
@@ -44,22 +44,13 @@ def start_prefect_server(
     port = port or free_port()
     log_path = home / "prefect-server.log"
     cmd = [bin_path("prefect"), "server", "start", "--host", HOST, "--port", str(port)]
-    proc = spawn(cmd, log_path=log_path, env=server_env(home, database_url), cwd=home)
     api_url = f"http://{HOST}:{port}/api"
-    try:
-        wait_until(
-            lambda: healthy(api_url),
-            what="the Prefect server",
-            timeout=timeout,
-            pid=proc.pid,
-            log_path=log_path,
-        )
-    except Exception:
-        stop(proc.pid, HINT)
-        raise
+    pid = start_and_wait(cmd, ready=lambda: healthy(api_url), what="the Prefect server", hint=HINT,
+                         timeout=timeout, log_path=log_path, env=server_env(home, database_url),
+                         cwd=home)
     return Service(
         name="prefect-server",
-        pid=proc.pid,
+        pid=pid,
         hint=HINT,
         url=api_url,
         log_path=str(log_path),

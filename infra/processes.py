@@ -143,6 +143,34 @@ def wait_until(
         time.sleep(interval)
 
 
+def start_and_wait(
+    cmd: Sequence[str],
+    *,
+    ready: Callable[[], bool],
+    what: str,
+    hint: str,
+    timeout: float,
+    log_path: Path,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    interval: float = 0.3,
+) -> int:
+    """Start `cmd` (see `spawn`) and wait until `ready()`; return its PID.
+
+    If it dies or is not ready within `timeout`, the process is stopped (and reaped) before the
+    ServiceError is raised, so a failed start leaves nothing running.
+    """
+    proc = spawn(cmd, log_path=log_path, env=env, cwd=cwd)
+    try:
+        wait_until(ready, what=what, timeout=timeout, pid=proc.pid, log_path=log_path,
+                   interval=interval)
+    except BaseException:
+        stop(proc.pid, hint)
+        proc.wait()
+        raise
+    return proc.pid
+
+
 def is_running(pid: int, hint: str | None = None) -> bool:
     """True when `pid` runs (and, with `hint`, its command line mentions `hint`)."""
     try:

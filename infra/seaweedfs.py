@@ -16,9 +16,8 @@ from infra.processes import (
     ServiceError,
     bin_path,
     free_port,
-    spawn,
+    start_and_wait,
     stop,
-    wait_until,
 )
 
 HINT = "weed"
@@ -101,24 +100,19 @@ def start_seaweedfs(
     last: ServiceError | None = None
     for _ in range(attempts if s3_port is None else 1):
         port = s3_port or free_port(offsets=(0, _GRPC))
-        proc = spawn(_command(data_dir, port, bucket), log_path=log_path, env=env, cwd=data_dir)
         endpoint_url = f"http://{HOST}:{port}"
         try:
-            wait_until(
-                lambda url=endpoint_url: _bucket_ready(url, bucket, access_key, secret_key),
-                what="SeaweedFS",
-                timeout=timeout,
-                pid=proc.pid,
-                log_path=log_path,
-            )
+            pid = start_and_wait(
+                _command(data_dir, port, bucket),
+                ready=lambda url=endpoint_url: _bucket_ready(url, bucket, access_key, secret_key),
+                what="SeaweedFS", hint=HINT, timeout=timeout, log_path=log_path, env=env,
+                cwd=data_dir)
         except ServiceError as exc:
-            stop(proc.pid, HINT)
-            proc.wait()
             last = exc
             continue
         return Service(
             name="seaweedfs",
-            pid=proc.pid,
+            pid=pid,
             hint=HINT,
             url=endpoint_url,
             log_path=str(log_path),

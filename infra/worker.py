@@ -11,7 +11,7 @@ import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
 
-from infra.processes import Service, bin_path, spawn, stop, wait_until
+from infra.processes import Service, bin_path, start_and_wait, stop
 
 HINT = "prefect"
 POOL = "llm2loss"
@@ -58,22 +58,12 @@ def start_worker(
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         **(env or {}),
     }
-    proc = spawn(cmd, log_path=log_path, env=full_env)
-    try:
-        wait_until(
-            lambda: name in pool_workers(api_url, pool),
-            what="the Prefect worker",
-            timeout=timeout,
-            pid=proc.pid,
-            log_path=log_path,
-            interval=1.0,
-        )
-    except Exception:
-        stop(proc.pid, HINT)
-        raise
+    pid = start_and_wait(cmd, ready=lambda: name in pool_workers(api_url, pool),
+                         what="the Prefect worker", hint=HINT, timeout=timeout,
+                         log_path=log_path, env=full_env, interval=1.0)
     return Service(
         name="prefect-worker",
-        pid=proc.pid,
+        pid=pid,
         hint=HINT,
         url=api_url,
         log_path=str(log_path),
