@@ -13,7 +13,6 @@ import socket
 import threading
 import time
 import uuid
-from collections import Counter
 from typing import Any, Iterator
 
 import dask
@@ -256,7 +255,8 @@ def _audit(cfg: Settings, release: ReleaseSpec, *, progress: bool) -> dict[str, 
     start = time.perf_counter()
     regression = t.regression_report(store_settings, release, plan, metrics)
     stage_seconds["regression"] = time.perf_counter() - start
-    summary = _summary(cfg, release, plan, sealed, metrics, stage_seconds)
+    summary = audit.audit_summary(cfg.store, release, plan, sealed_rows=int(sealed["rows"]),
+                                  split=metrics.get("split", {}), stage_seconds=stage_seconds)
     metrics["summary"] = summary
     report = t.publish_report(store_settings, release, plan, metrics, regression)
     flag = bool(regression and regression.get("significant_regression"))
@@ -269,29 +269,6 @@ def _audit(cfg: Settings, release: ReleaseSpec, *, progress: bool) -> dict[str, 
                  "significant_regression": flag},
     )
     return manifest
-
-
-def _summary(cfg: Settings, release: ReleaseSpec, plan: audit.AuditPlan, sealed: dict[str, Any],
-             metrics: dict[str, Any], stage_seconds: dict[str, float]) -> dict[str, Any]:
-    store = audit.get_store(cfg.store)
-    failures = store.read_stage_manifest(plan.losses_prefix).get("failures", [])
-    reasons = Counter(reason for _id, reason in failures)
-    return {
-        "model": release.model,
-        "version": release.version,
-        "dataset": plan.dataset,
-        "dataset_fingerprint": plan.dataset_fingerprint,
-        "encoder": plan.encoder_spec,
-        "encoder_fingerprint": plan.encoder_fingerprint,
-        "task": release.task,
-        "modality": plan.modality,
-        "samples_used": int(sealed["rows"]),
-        "samples_skipped": len(failures),
-        "skipped_reasons": dict(reasons),
-        "split": metrics.get("split", {}),
-        "stage_seconds": {k: round(v, 3) for k, v in stage_seconds.items()},
-        "created_at": audit.now_iso(),
-    }
 
 
 def _artifact_key(*parts: str) -> str:

@@ -18,6 +18,7 @@ import hashlib
 import json
 import tempfile
 import time
+from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -436,6 +437,36 @@ def uri_for(store: ArtifactStore, key: str) -> str:
     return f"{store.uri.rstrip('/')}/{key}"
 
 
+def audit_summary(
+    store_settings: StoreSettings,
+    release: ReleaseSpec,
+    plan: AuditPlan,
+    *,
+    sealed_rows: int,
+    split: dict[str, Any],
+    stage_seconds: dict[str, float],
+) -> dict[str, Any]:
+    """What an audit covered, for its metrics and manifest: identity, samples used and skipped
+    (with the reasons the loss stage recorded), the split and how long each stage took."""
+    failures = get_store(store_settings).read_stage_manifest(plan.losses_prefix).get("failures", [])
+    return {
+        "model": release.model,
+        "version": release.version,
+        "dataset": plan.dataset,
+        "dataset_fingerprint": plan.dataset_fingerprint,
+        "encoder": plan.encoder_spec,
+        "encoder_fingerprint": plan.encoder_fingerprint,
+        "task": release.task,
+        "modality": plan.modality,
+        "samples_used": sealed_rows,
+        "samples_skipped": len(failures),
+        "skipped_reasons": dict(Counter(reason for _id, reason in failures)),
+        "split": split,
+        "stage_seconds": {k: round(v, 3) for k, v in stage_seconds.items()},
+        "created_at": now_iso(),
+    }
+
+
 def write_audit_manifest(
     store_settings: StoreSettings,
     release: ReleaseSpec,
@@ -445,16 +476,14 @@ def write_audit_manifest(
     summary: dict[str, Any],
     regression_flag: bool,
 ) -> dict[str, Any]:
-    """Write the audit's manifest, last of all its artifacts: from now on the audit exists."""
+    """Write the audit's manifest, last of all its artifacts: from now on the audit exists.
+    Identity fields come from `summary` (see `audit_summary`); the manifest adds where each
+    artifact lives."""
     store = get_store(store_settings)
     manifest = {
         "status": "completed",
-        "model": release.model,
-        "version": release.version,
-        "dataset": plan.dataset,
-        "dataset_fingerprint": plan.dataset_fingerprint,
-        "encoder": plan.encoder_spec,
-        "encoder_fingerprint": plan.encoder_fingerprint,
+        **{k: summary[k] for k in ("model", "version", "dataset", "dataset_fingerprint",
+                                   "encoder", "encoder_fingerprint")},
         "embeddings": plan.embeddings_prefix,
         "losses": plan.losses_prefix,
         "report": report["index"],
