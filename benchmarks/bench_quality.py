@@ -29,7 +29,6 @@ import argparse
 import json
 import os
 import platform
-import re
 import sys
 import time
 from pathlib import Path
@@ -45,6 +44,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import planted_slices as planted  # noqa: E402
 import quality_data  # noqa: E402
 from baselines import BASELINES, make_baseline  # noqa: E402
+from results_md import RESULTS, write_section  # noqa: E402
 
 from llm2loss import evaluation  # noqa: E402
 from llm2loss.analysis import analyse, jsonable  # noqa: E402
@@ -52,7 +52,6 @@ from llm2loss.config import AuditSettings, DiagnoserSettings  # noqa: E402
 from llm2loss.sources import default_attribute_phrases  # noqa: E402
 from llm2loss.vocab import vocabularies_for  # noqa: E402
 
-RESULTS = Path(__file__).parent / "RESULTS.md"
 SECTION = "## Quality"
 LOSS_DIAGNOSERS = ("rank-mlp", "rank-linear", "regress-mlp", "regress-linear")
 CORRS = ("pearson", "spearman", "kendall")
@@ -370,7 +369,7 @@ def section(spam: dict[str, Any] | None, planted_result: dict[str, Any] | None,
     lines += verdict(spam, planted_result) + [""]
     if spam is not None:
         subset = "the full corpus" if args.limit is None else f"a deterministic {args.limit}-e-mail subset"
-        lines += [f"### SpamAssassin: per-sample validity (Table 2 analog)", "",
+        lines += ["### SpamAssassin: per-sample validity (Table 2 analog)", "",
                   f"{spam['n']} e-mails ({subset}); held out: {spam['n_test']} (the pipeline's "
                   "hash split, 30 %). Losses: binary cross-entropy of spam-filter v1 (naive Bayes, "
                   "trained on plain-text mail only) and v2 (logistic regression, trained without "
@@ -411,18 +410,6 @@ def section(spam: dict[str, Any] | None, planted_result: dict[str, Any] | None,
         lines += ["Failure slices per seed: " + "; ".join(
             f"{s}: {', '.join(r['failures'])}" for s, r in zip(seeds, planted_result["per_seed"])), ""]
     return lines
-
-
-def write_section(lines: list[str]) -> None:
-    """Replace (or append) the `## Quality` section of RESULTS.md, leaving other sections alone."""
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    block = "\n".join(lines).rstrip() + "\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: block + "\n", text).rstrip() + "\n"
-    else:
-        text = text.rstrip() + "\n\n" + block
-    RESULTS.write_text(text)
 
 
 def rerender(*, no_write: bool) -> int:

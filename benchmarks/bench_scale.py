@@ -28,7 +28,6 @@ import gc
 import json
 import os
 import platform
-import re
 import subprocess
 import sys
 import tempfile
@@ -41,12 +40,13 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
 
 import numpy as np  # noqa: E402
 import pyarrow as pa  # noqa: E402
 import psutil  # noqa: E402
+from results_md import write_section  # noqa: E402
 
-RESULTS = Path(__file__).parent / "RESULTS.md"
 SECTION = "## Scale"
 DIM = 384
 PART_ROWS = 10_000
@@ -221,14 +221,6 @@ def render(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
     if args.note:
         lines += ["", args.note]
     return "\n".join(lines) + "\n"
-
-
-def write_section(text: str) -> None:
-    """Replace (or append) this benchmark's own section of RESULTS.md."""
-    old = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
-    new = pattern.sub(lambda _: text + "\n", old) if pattern.search(old) else old.rstrip("\n") + "\n\n" + text
-    RESULTS.write_text(new)
 
 
 def main() -> None:

@@ -17,6 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 import baselines  # noqa: E402
 import bench_quality  # noqa: E402
 import planted_slices as planted  # noqa: E402
+import results_md  # noqa: E402
 
 from llm2loss.config import DiagnoserSettings  # noqa: E402
 from llm2loss.errors import DataError, NotFittedError  # noqa: E402
@@ -93,17 +94,26 @@ def test_baseline_errors_name_the_fix() -> None:
         baselines.make_baseline("ridge").fit(X, loss).predict(X[:, :3])
 
 
-def test_write_section_replaces_only_the_quality_section(tmp_path: Path,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_write_section_replaces_only_its_own_section(tmp_path: Path) -> None:
     results = tmp_path / "RESULTS.md"
     results.write_text("# Benchmark results\n\n## Core\n\ncore rows\n\n## Quality\n\nold\n\n"
                        "## Pipeline\n\npipeline rows\n")
-    monkeypatch.setattr(bench_quality, "RESULTS", results)
-    bench_quality.write_section(["## Quality", "", "new table"])
+    assert results_md.write_section(["## Quality", "", "new table"], results) == "## Quality"
     text = results.read_text()
     assert "old" not in text and "new table" in text
     assert text.index("## Core") < text.index("## Quality") < text.index("## Pipeline")
     assert "core rows" in text and "pipeline rows" in text
+
+
+def test_write_section_appends_a_new_section_and_refuses_a_missing_heading(tmp_path: Path) -> None:
+    results = tmp_path / "RESULTS.md"
+    results.write_text("# Benchmark results\n\n## Core\n\ncore rows\n")
+    results_md.write_section("## Scale\n\nscale rows\n", results)
+    text = results.read_text()
+    assert text.index("core rows") < text.index("## Scale") < text.index("scale rows")
+    with pytest.raises(ValueError, match="'## ' heading"):
+        results_md.write_section(["no heading", "rows"], results)
+    assert results.read_text() == text
 
 
 def test_one_planted_seed_end_to_end_with_minilm() -> None:
