@@ -127,6 +127,13 @@ def _normalise(X: np.ndarray) -> np.ndarray:
     return X / np.maximum(norms, 1e-12)
 
 
+def _centre_in_place(Z: np.ndarray, mean: np.ndarray) -> np.ndarray:
+    """Subtract `mean` from the rows of Z and renormalise them, in place; returns Z."""
+    Z -= mean
+    Z /= np.maximum(np.sqrt(np.einsum("ij,ij->i", Z, Z)), 1e-12)[:, None]
+    return Z
+
+
 def resolve_device(device: str | None) -> torch.device:
     """The given torch device, or cuda when available, else cpu."""
     if device is None:
@@ -236,16 +243,18 @@ class LossDiagnoser:
         X = check_matrix(X, "X", min_rows=MIN_SAMPLES)
         n, dim = X.shape
         targets = self._targets(loss, n)
-        Xn = _normalise(X)
+        # The one copy of X that fitting makes: normalised (and centred) in place from here on.
+        Z = _normalise(X)
         self.dim_ = dim
-        self.data_mean_ = Xn.mean(axis=0).astype(np.float32)
+        self.data_mean_ = Z.mean(axis=0, dtype=np.float64).astype(np.float32)
         self.text_mean_: np.ndarray | None = None
         if text_reference is not None:
             ref = check_matrix(text_reference, "text_reference", dim=dim)
             self.text_mean_ = _normalise(ref).mean(axis=0).astype(np.float32)
-        Z = self._centre(Xn, self.data_mean_) if self.gap == "center" else Xn
+        if self.gap == "center":
+            _centre_in_place(Z, self.data_mean_)
         self.device_ = resolve_device(self.device)
-        self.heads_ = self._train(Z.astype(np.float32), targets)
+        self.heads_ = self._train(Z, targets)
         self._calibrate(Z)
         return self
 
@@ -284,10 +293,12 @@ class LossDiagnoser:
                             seed=self.random_state).to(dev)
         lr = self.lr if self.lr is not None else (1e-3 if self.arch == "mlp" else 3e-3)
         opt = torch.optim.AdamW(heads.parameters(), lr=lr, weight_decay=self.weight_decay)
-        X_tr = torch.from_numpy(Z[train_idx]).to(dev)
-        y_tr = torch.from_numpy(targets[train_idx]).to(dev)
-        Zt = torch.from_numpy(Z)
-        moments = (Zt.mean(dim=0).to(dev), Zt.std(dim=0).to(dev))
+        # Minibatches are gathered from Z through the train indices: no shuffled copy of the
+        # training rows is made (on CPU; a GPU holds one copy of Z in its own memory).
+        Zt = torch.from_numpy(Z).to(dev)
+        train_rows = torch.from_numpy(train_idx).to(dev)
+        y_all = torch.from_numpy(targets).to(dev)
+        moments = (Zt.mean(dim=0), Zt.std(dim=0))
         val = self._validation_set(Z, targets, val_idx, moments, gen)
         n_tr = len(train_idx)
         n_batches = max(1, math.ceil(n_tr / self.batch_size))
@@ -300,8 +311,8 @@ class LossDiagnoser:
             heads.train()
             perms = torch.argsort(torch.rand(K, n_tr, generator=gen), dim=1).to(dev)
             for lo, hi in zip(bounds[:-1], bounds[1:]):
-                idx = perms[:, lo:hi]
-                xb, yb = X_tr[idx], y_tr[idx]
+                idx = train_rows[perms[:, lo:hi]]
+                xb, yb = Zt[idx], y_all[idx]
                 if self.objective == "familiarity":
                     xb, yb = self._with_negatives(xb, moments, gen)
                 with torch.autocast(dev.type, dtype=torch.bfloat16,
@@ -380,9 +391,6 @@ class LossDiagnoser:
             raise NotFittedError("this LossDiagnoser is not fitted yet: call fit(X, loss) or "
                                  "LossDiagnoser.load(path) before predicting")
 
-    @staticmethod
-    def _centre(Xn: np.ndarray, mean: np.ndarray) -> np.ndarray:
-        return _normalise(Xn - mean[None, :])
 
     def _prepare(self, X: Any, modality: str, name: str = "X",
                  text_mean: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
@@ -405,7 +413,7 @@ class LossDiagnoser:
         (no normalised copy of the rows is made)."""
         if centre is None:
             return self._raw_scores(X, scale=True)
-        return self._raw_scores(X, lambda chunk: self._centre(_normalise(chunk), centre))
+        return self._raw_scores(X, lambda chunk: _centre_in_place(_normalise(chunk), centre))
 
     def _text_mean(self, Xn: np.ndarray) -> np.ndarray:
         """The text-reference mean stored at fit, else the mean of the (>= 2 row) query batch."""
@@ -435,6 +443,7 @@ class LossDiagnoser:
                 row_scale = torch.from_numpy(1.0 / np.maximum(norms, 1e-12)).to(self.device_)
             chunk = torch.from_numpy(rows).to(self.device_)
             out[:, lo:lo + len(rows)] = self.heads_(chunk, row_scale).float().cpu().numpy()
+            del chunk, rows  # free this chunk before the next one is prepared
         return out
 
     def _output(self, raw: np.ndarray) -> np.ndarray:

@@ -138,6 +138,31 @@ def test_rows_whose_sum_overflows_are_not_taken_for_nan(planted, ranker):
         ranker.predict(X)
 
 
+def _numpy_peak_bytes(fn) -> int:
+    """Peak bytes allocated through numpy (tracemalloc sees numpy's buffers) while fn runs."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        fn()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("gap", ["none", "center"])
+def test_fit_copies_the_embeddings_at_most_once_and_predict_not_at_all(gap):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((300_000, 128), dtype=np.float32)  # several predict chunks
+    loss = rng.random(300_000)
+    d = LossDiagnoser("rank", "linear", n_members=2, max_epochs=1, gap=gap, device="cpu")
+    d.fit(X[:100], loss[:100]).predict(X[:100])  # torch imports lazily on first use: not ours
+    fit_peak = _numpy_peak_bytes(lambda: d.fit(X, loss))
+    assert fit_peak < 1.4 * X.nbytes, f"fit allocated {fit_peak / X.nbytes:.2f}x the matrix"
+    predict_peak = _numpy_peak_bytes(lambda: d.predict(X))
+    assert predict_peak < 0.4 * X.nbytes, f"predict allocated {predict_peak / X.nbytes:.2f}x"
+
+
 # ---------------------------------------------------------------- save / load
 def test_save_load_round_trip(tmp_path, planted, ranker):
     out = ranker.save(tmp_path / "rank-mlp")
