@@ -88,17 +88,20 @@ def _run_shards(task, pending: list[int], *, what: str, gpu: bool, progress: boo
 
         bar = tqdm(total=len(futures), desc=what, unit="shard")
     rows = skipped = 0
+    compute = 0.0
     for done, future in enumerate(as_completed(futures), start=1):
         result = future.result()
         rows += result["rows"]
         skipped += result["failures"]
+        compute += result["seconds"]
         elapsed = time.perf_counter() - start
         logger.info("%s: %d/%d shards, %d rows, %.1f rows/s", what, done, len(futures), rows, rows / max(elapsed, 1e-9))
         if bar is not None:
             bar.update(1)
     if bar is not None:
         bar.close()
-    return {"shards": len(futures), "rows": rows, "skipped": skipped, "seconds": time.perf_counter() - start}
+    return {"shards": len(futures), "rows": rows, "skipped": skipped, "seconds": time.perf_counter() - start,
+            "compute_seconds": compute}
 
 
 @flow(name="audit-release", log_prints=True, task_runner=make_task_runner(Settings().dask))
@@ -234,7 +237,7 @@ def _audit(cfg: Settings, release: ReleaseSpec, *, progress: bool) -> dict[str, 
 
     # Verified even when sealed: a part corrupted since is recomputed, never read as good.
     pending = t.pending_shards(store_settings, plan.embeddings_prefix, plan.n_shards)
-    embed = {"shards": 0, "rows": 0, "skipped": 0, "seconds": 0.0, "reused": not pending}
+    embed = {"shards": 0, "rows": 0, "skipped": 0, "seconds": 0.0, "compute_seconds": 0.0, "reused": not pending}
     if pending:
         embed.update(_run_shards(t.embed_shard, pending, what="embed", gpu=cfg.dask.gpu, progress=progress,
                                  args=(store_settings, release, plan, cache_dir)))
@@ -256,7 +259,9 @@ def _audit(cfg: Settings, release: ReleaseSpec, *, progress: bool) -> dict[str, 
     regression = t.regression_report(store_settings, release, plan, metrics)
     stage_seconds["regression"] = time.perf_counter() - start
     summary = audit.audit_summary(cfg.store, release, plan, sealed_rows=int(sealed["rows"]),
-                                  split=metrics.get("split", {}), stage_seconds=stage_seconds)
+                                  split=metrics.get("split", {}), stage_seconds=stage_seconds,
+                                  shard_compute_seconds={"embed": embed["compute_seconds"],
+                                                         "losses": losses["compute_seconds"]})
     metrics["summary"] = summary
     report = t.publish_report(store_settings, release, plan, metrics, regression)
     flag = bool(regression and regression.get("significant_regression"))

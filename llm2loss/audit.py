@@ -445,9 +445,12 @@ def audit_summary(
     sealed_rows: int,
     split: dict[str, Any],
     stage_seconds: dict[str, float],
+    shard_compute_seconds: dict[str, float] | None = None,
 ) -> dict[str, Any]:
     """What an audit covered, for its metrics and manifest: identity, samples used and skipped
-    (with the reasons the loss stage recorded), the split and how long each stage took."""
+    (with the reasons the loss stage recorded), the split, how long each stage took (wall) and,
+    for the sharded stages, the seconds the shard tasks spent computing (encoder or model calls,
+    summed over shards): wall minus compute / workers is what orchestration and I/O cost."""
     failures = get_store(store_settings).read_stage_manifest(plan.losses_prefix).get("failures", [])
     return {
         "model": release.model,
@@ -463,6 +466,7 @@ def audit_summary(
         "skipped_reasons": dict(Counter(reason for _id, reason in failures)),
         "split": split,
         "stage_seconds": {k: round(v, 3) for k, v in stage_seconds.items()},
+        "shard_compute_seconds": {k: round(v, 3) for k, v in (shard_compute_seconds or {}).items()},
         "created_at": now_iso(),
     }
 
