@@ -200,7 +200,7 @@ def render(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
         f"`benchmarks/bench_scale.py --sizes {' '.join(map(str, args.sizes))} --members {args.members} "
         f"--objectives {' '.join(args.objectives)} --archs {' '.join(args.archs)} --analyse-up-to "
         f"{args.analyse_up_to}` on {platform.machine()}, {os.cpu_count()} CPU(s), "
-        f"{time.strftime('%Y-%m-%d')}. Analysis stage of an audit (`load_audit_data`, then "
+        f"{time.strftime('%Y-%m-%d')}, 1-minute load average {os.getloadavg()[0]:.1f} at the end. Analysis stage of an audit (`load_audit_data`, then "
         "`train_and_analyse`: split, fit every diagnoser of the objectives x archs above, "
         "held-out evaluation, phrase estimates with the packaged MiniLM, diagnosers saved) over N "
         f"generated {DIM}-d embeddings in {PART_ROWS}-row parts. Peak = resident memory above the "

@@ -38,11 +38,11 @@ def rank_loss(scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     scores, targets: (K, B). Returns the sum over members of each member's mean pair loss
     (members with no non-tied pair contribute 0).
     """
-    diff = scores.unsqueeze(2) - scores.unsqueeze(1)          # (K, B, B): s_i - s_j
-    higher = (targets.unsqueeze(2) > targets.unsqueeze(1)).to(scores.dtype)  # l_i > l_j
-    per_pair = F.softplus(-diff)                               # BCE(sigmoid(diff), 1)
-    n_pairs = higher.sum(dim=(1, 2)).clamp_min(1.0)
-    return ((per_pair * higher).sum(dim=(1, 2)) / n_pairs).sum()
+    with torch.no_grad():  # pair weights: 1 / (member's pair count) where l_i > l_j, else 0
+        higher = (targets.unsqueeze(2) > targets.unsqueeze(1)).to(scores.dtype)
+        weights = higher / higher.sum(dim=(1, 2), keepdim=True).clamp_min(1.0)
+    # softplus(s_j - s_i) = BCE(sigmoid(s_i - s_j), 1); one weighted sum over (K, B, B)
+    return (F.softplus(scores.unsqueeze(1) - scores.unsqueeze(2)) * weights).sum()
 
 
 def regress_loss(scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
