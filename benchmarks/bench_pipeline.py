@@ -207,6 +207,10 @@ def summarise(args: argparse.Namespace, result: dict[str, Any], threads: dict[st
         f"| whole audit of the second release (embeddings reused) | {med['v2']:.1f} s | {med['v1']:.1f} s | "
         f"x{reuse:.2f} | < 1 |",
         "",
+        f"Orchestration and I/O (embed stage minus the encoder time inside its shard tasks per worker): "
+        f"{med['embed'] - med['compute']:.1f} s, {(med['embed'] - med['compute']) / med['embed']:.1%} of the "
+        "embed stage. The rest is the encoder itself.",
+        "",
         f"Stage seconds (medians), first release: {stages_v1}; second release: {stages_v2}.",
         "",
         "Why the pipeline is not free: each worker loads the encoder once (cold row); shards are split "
@@ -214,8 +218,8 @@ def summarise(args: argparse.Namespace, result: dict[str, Any], threads: dict[st
         f"{-(-n // args.shard_size)} shards on {args.workers} workers here); parts are written to the "
         "store; task submission and Prefect state updates cost tens of ms per shard. Dask's nanny starts "
         "workers with OMP/MKL threads = 1, so 2 workers x 1 torch thread do not oversubscribe 2 cores, "
-        "while the plain loop uses torch's default of all cores. On a shared 2-core machine every figure "
-        "moves with the other jobs' load.",
+        "while the plain loop uses torch's default of all cores. On a 2-core machine every figure moves "
+        "with other jobs' load: quote the ratios.",
     ]
 
 
