@@ -318,7 +318,34 @@ def audit_new_releases(settings: dict[str, Any] | None = None) -> list[str]:
     return audited
 
 
+def share_local_prefect_api() -> str | None:
+    """Point this process and the Dask workers it spawns at one Prefect API; return its URL.
+
+    Without PREFECT_API_URL, Prefect starts a temporary local server in each process on first use,
+    so every Dask worker process would start its own (seconds of start-up each, several servers
+    writing one SQLite file). Start that server once here and export its URL before the cluster
+    starts; workers then report to it. Does nothing when an API URL is configured or ephemeral
+    servers are disabled. Returns the URL exported, else None.
+    """
+    import os
+
+    from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_EPHEMERAL_ENABLED
+
+    if PREFECT_API_URL.value() or os.environ.get("PREFECT_API_URL"):
+        return None
+    if not PREFECT_SERVER_EPHEMERAL_ENABLED.value():
+        return None
+    from prefect.server.api.server import SubprocessASGIServer
+
+    server = SubprocessASGIServer()  # the same instance Prefect's own client uses in this process
+    server.start()
+    os.environ["PREFECT_API_URL"] = server.api_url
+    return server.api_url
+
+
 def run_audit(model: str, version: str, cfg: Settings, *, progress: bool = False) -> dict[str, Any]:
     """Run `audit_release` in this process with the task runner the settings ask for."""
+    if not cfg.dask.address:
+        share_local_prefect_api()
     runner = audit_release.with_options(task_runner=make_task_runner(cfg.dask))
     return runner(model=model, version=version, settings=cfg.model_dump(mode="json"), progress=progress)

@@ -35,8 +35,6 @@ def demo_dataset(limit: int | None) -> DatasetSpec:
 
 def ensure_releases(cfg: Settings, limit: int | None, console: Console) -> list[str]:
     """Train and register spam-filter v1 and v2 unless they are registered already."""
-    from llm2loss.zoo.spam import train_spam_releases
-
     store = stages.get_store(cfg.store)
     missing = []
     for version in DEMO_VERSIONS:
@@ -47,6 +45,8 @@ def ensure_releases(cfg: Settings, limit: int | None, console: Console) -> list[
     if not missing:
         console.print(f"releases {', '.join(DEMO_VERSIONS)} of {DEMO_MODEL} already registered")
         return list(DEMO_VERSIONS)
+    from llm2loss.zoo.spam import train_spam_releases  # torch and sklearn: only when training
+
     spec = demo_dataset(limit)
     console.print(f"[bold]1-2.[/] fetching the SpamAssassin corpus and training {DEMO_MODEL} v1 and v2 ...")
     start = time.perf_counter()

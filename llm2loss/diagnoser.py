@@ -123,8 +123,23 @@ def _nonfinite_rows(arr: np.ndarray) -> np.ndarray:
 
 def _normalise(X: np.ndarray) -> np.ndarray:
     """Rows scaled to unit L2 norm (zero rows stay zero); float32 in, float32 out."""
-    norms = np.sqrt(np.einsum("ij,ij->i", X, X))[:, None]
-    return X / np.maximum(norms, 1e-12)
+    rows, inverse_norms = _inverse_norms(X)
+    return rows * inverse_norms[:, None]
+
+
+def _inverse_norms(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, 1 / row norm) for scoring rows as if L2-normalised without copying them.
+
+    Rows whose squared norm overflows float32 (finite values above ~1e19) are first divided by
+    their largest magnitude, in a copy of the chunk, so they score like any other row."""
+    with np.errstate(over="ignore"):
+        sq = np.einsum("ij,ij->i", rows, rows)
+    huge = ~np.isfinite(sq)
+    if huge.any():
+        rows = rows.copy()
+        rows[huge] /= np.abs(rows[huge]).max(axis=1, keepdims=True)
+        sq[huge] = np.einsum("ij,ij->i", rows[huge], rows[huge])
+    return rows, (1.0 / np.maximum(np.sqrt(sq), 1e-12)).astype(np.float32)
 
 
 def _centre_in_place(Z: np.ndarray, mean: np.ndarray) -> np.ndarray:
@@ -404,7 +419,7 @@ class LossDiagnoser:
             return X, None
         if modality == "data":
             return X, self.data_mean_
-        return X, self._text_mean(_normalise(X)) if text_mean is None else text_mean
+        return X, self._text_mean(X) if text_mean is None else text_mean
 
     def _query_scores(self, X: np.ndarray, centre: np.ndarray | None) -> np.ndarray:
         """Raw member scores (K, n) of checked query rows, normalised (and centred) per chunk.
@@ -415,15 +430,16 @@ class LossDiagnoser:
             return self._raw_scores(X, scale=True)
         return self._raw_scores(X, lambda chunk: _centre_in_place(_normalise(chunk), centre))
 
-    def _text_mean(self, Xn: np.ndarray) -> np.ndarray:
-        """The text-reference mean stored at fit, else the mean of the (>= 2 row) query batch."""
+    def _text_mean(self, X: np.ndarray) -> np.ndarray:
+        """The text-reference mean stored at fit, else the mean of the (>= 2 row) query batch
+        (normalised first)."""
         if self.text_mean_ is not None:
             return self.text_mean_
-        if len(Xn) < 2:
+        if len(X) < 2:
             raise DataError("gap='center' needs a text reference to centre a single phrase: "
                             "pass fit(..., text_reference=phrase_embeddings) or query at least "
                             "2 phrases at once")
-        return Xn.mean(axis=0)
+        return _normalise(X).mean(axis=0)
 
     @torch.no_grad()
     def _raw_scores(self, Z: np.ndarray, prepare: Callable[[np.ndarray], np.ndarray] | None = None,
@@ -439,8 +455,10 @@ class LossDiagnoser:
                 rows = prepare(rows)
             row_scale = None
             if scale:
-                norms = np.sqrt(np.einsum("ij,ij->i", rows, rows))
-                row_scale = torch.from_numpy(1.0 / np.maximum(norms, 1e-12)).to(self.device_)
+                rows, row_scale = _inverse_norms(rows)
+                row_scale = torch.from_numpy(row_scale).to(self.device_)
+            if not rows.flags.writeable:  # e.g. a memory-mapped query: torch wants writeable
+                rows = rows.copy()
             chunk = torch.from_numpy(rows).to(self.device_)
             out[:, lo:lo + len(rows)] = self.heads_(chunk, row_scale).float().cpu().numpy()
             del chunk, rows  # free this chunk before the next one is prepared
@@ -474,7 +492,7 @@ class LossDiagnoser:
                             f"row i of Xa with row i of Xb, so pass equally many rows")
         text_mean = None
         if self.gap == "center" and modality == "text":
-            text_mean = self._text_mean(_normalise(np.concatenate([A, B])))
+            text_mean = self._text_mean(np.concatenate([A, B]))
         ma = self._output(self._query_scores(*self._prepare(A, modality, "Xa", text_mean)))
         mb = self._output(self._query_scores(*self._prepare(B, modality, "Xb", text_mean)))
         diff = ma - mb

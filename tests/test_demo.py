@@ -44,3 +44,23 @@ def test_demo_end_to_end_then_rerun_reuses_everything(prefect_server, dask_clust
     second = run_demo(cfg, limit=200, console=Console(file=again, width=200))
     assert "already registered" in again.getvalue()
     assert second["manifests"] == manifests  # finished audits were returned, not redone
+
+
+def test_demo_without_a_prefect_server_starts_one_temporary_server_for_all_processes(
+        cache_dir, tmp_path: Path):
+    """`llm2loss demo` on a laptop with no PREFECT_API_URL: Prefect's temporary server is started
+    once and the Dask worker processes report to it (before, each worker started its own)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    env.update(PREFECT_HOME=str(tmp_path / "prefect"), LLM2LOSS_CACHE_DIR=str(cache_dir),
+               PREFECT_SERVER_ANALYTICS_ENABLED="false", HF_HUB_OFFLINE="1")
+    proc = subprocess.run(
+        [sys.executable, "-m", "llm2loss.cli", "demo", "--limit", "40", "--store", str(tmp_path / "store")],
+        env=env, capture_output=True, text=True, timeout=600, cwd=Path(__file__).resolve().parents[1])
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output[-3000:]
+    assert output.count("Starting temporary server") == 1, output[-3000:]
+    assert "Headline findings of spam-filter@v2" in output

@@ -132,7 +132,10 @@ def test_predict_in_small_chunks_equals_one_chunk(planted, ranker, monkeypatch):
 def test_rows_whose_sum_overflows_are_not_taken_for_nan(planted, ranker):
     X = planted.X_test[:4].copy()
     X[1] = 3e38                     # finite, but its float32 row sum overflows to inf
-    assert ranker.predict(X).shape == (4,)
+    pred = ranker.predict(X)
+    assert np.isfinite(pred).all()  # scored like the same direction at unit length
+    np.testing.assert_allclose(pred[1], ranker.predict(np.ones((1, X.shape[1]), np.float32))[0],
+                               rtol=1e-5)
     X[2, 5] = np.nan
     with pytest.raises(DataError, match=r"1 rows with NaN or inf \(first rows: 2\)"):
         ranker.predict(X)
@@ -161,6 +164,16 @@ def test_fit_copies_the_embeddings_at_most_once_and_predict_not_at_all(gap):
     assert fit_peak < 1.4 * X.nbytes, f"fit allocated {fit_peak / X.nbytes:.2f}x the matrix"
     predict_peak = _numpy_peak_bytes(lambda: d.predict(X))
     assert predict_peak < 0.4 * X.nbytes, f"predict allocated {predict_peak / X.nbytes:.2f}x"
+
+
+def test_a_read_only_query_is_scored_without_warnings(planted, ranker):
+    import warnings
+
+    X = planted.X_test.copy()
+    X.flags.writeable = False       # as np.load(..., mmap_mode="r") gives it
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        np.testing.assert_allclose(ranker.predict(X), ranker.predict(planted.X_test), rtol=1e-6)
 
 
 # ---------------------------------------------------------------- save / load
