@@ -32,6 +32,7 @@ bench: venv
 	$(BIN)/python benchmarks/bench_core.py
 	$(BIN)/python benchmarks/bench_pipeline.py
 	$(BIN)/python benchmarks/bench_quality.py
+	$(BIN)/python benchmarks/bench_phrasing.py
 	$(BIN)/python benchmarks/bench_scale.py
 
 # The Prefect UI on the demo's data (http://127.0.0.1:4200).
