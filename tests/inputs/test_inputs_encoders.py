@@ -121,9 +121,17 @@ def test_packaged_minilm_scores_similar_sentences_closer() -> None:
 
 def test_missing_sentence_model_fails_fast_offline() -> None:
     start = time.perf_counter()
-    with pytest.raises(WeightsError, match="local model folder"):
+    with pytest.raises(WeightsError, match="local model folder") as info:
         build_encoder("sentence-transformers:nobody/not-a-real-model-xyz", device="cpu")
     assert time.perf_counter() - start < 30
+    assert "\n" not in str(info.value) and "not-a-real-model-xyz" in str(info.value)
+
+
+def test_a_folder_without_a_model_is_refused_in_one_line(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("not a model")
+    with pytest.raises(WeightsError, match="does not hold a usable model") as info:
+        build_encoder(f"sentence-transformers:{tmp_path}", device="cpu")
+    assert "\n" not in str(info.value) and "local model folder" in str(info.value)
 
 
 def test_precomputed_embeddings_by_id_and_text_through_named_encoder(tmp_path: Path) -> None:
