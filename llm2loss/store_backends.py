@@ -98,19 +98,32 @@ class LocalBackend:
         path.parent.mkdir(parents=True, exist_ok=True)
         body = json.dumps({"owner": owner, "expires_at": time.time() + ttl_s}).encode()
         for _ in range(2):
-            try:
-                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                if not self._break_if_stale(path, owner):
-                    if self._owner_of(path) != owner:
-                        return False
-                    self.write_bytes(key, body)  # our own lock: extend its expiry
-                    return True
-                continue
-            with os.fdopen(fd, "wb") as f:
-                f.write(body)
-            return True
+            if self._create_exclusive(path, body):
+                return True
+            if not self._break_if_stale(path, owner):
+                if self._owner_of(path) != owner:
+                    return False
+                self.write_bytes(key, body)  # our own lock: extend its expiry
+                return True
         return False
+
+    @staticmethod
+    def _create_exclusive(path: Path, body: bytes) -> bool:
+        """Create `path` holding `body` unless it exists; True when created.
+
+        The body is written to a temporary file first and hard-linked into place (link fails
+        when the name exists), so a lock is never visible empty: an O_EXCL create followed by a
+        write let a concurrent caller read the empty file, take it for stale and win too.
+        """
+        tmp = path.with_name(f"{path.name}{TMP_MARK}{uuid.uuid4().hex}")
+        tmp.write_bytes(body)
+        try:
+            os.link(tmp, path)
+            return True
+        except FileExistsError:
+            return False
+        finally:
+            tmp.unlink(missing_ok=True)
 
     @staticmethod
     def _owner_of(path: Path) -> str | None:
