@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import psutil
 import pytest
 
 from infra import stack
@@ -18,6 +19,7 @@ from infra.processes import (
     listening_addresses,
     port_is_free,
     spawn,
+    start_and_wait,
     stop,
     wait_until,
 )
@@ -85,6 +87,21 @@ def test_wait_until_times_out_clearly(tmp_path: Path) -> None:
         assert stop(proc.pid, "time.sleep")
         proc.wait()
     assert not is_running(proc.pid)
+
+
+def test_start_and_wait_leaves_nothing_running_when_the_service_never_gets_ready(
+        tmp_path: Path) -> None:
+    started: list[int] = []
+
+    def ready() -> bool:
+        started.extend(p.pid for p in psutil.Process().children()
+                       if p.pid not in started and "time.sleep(31)" in " ".join(p.cmdline()))
+        return False
+
+    with pytest.raises(ServiceError, match="did not become healthy within 1 s"):
+        start_and_wait([sys.executable, "-c", "import time; time.sleep(31)"], ready=ready,
+                       what="svc", hint="time.sleep", timeout=1, log_path=tmp_path / "l")
+    assert started and not any(is_running(pid) for pid in started)
 
 
 def test_stop_never_signals_a_process_that_is_not_ours() -> None:
