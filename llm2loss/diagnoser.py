@@ -145,7 +145,7 @@ def _inverse_norms(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def _centre_in_place(Z: np.ndarray, mean: np.ndarray) -> np.ndarray:
     """Subtract `mean` from the rows of Z and renormalise them, in place; returns Z."""
     Z -= mean
-    Z /= np.maximum(np.sqrt(np.einsum("ij,ij->i", Z, Z)), 1e-12)[:, None]
+    Z *= _inverse_norms(Z)[1][:, None]  # centred unit rows cannot overflow: Z is scaled in place
     return Z
 
 
@@ -405,7 +405,6 @@ class LossDiagnoser:
         if not hasattr(self, "heads_"):
             raise NotFittedError("this LossDiagnoser is not fitted yet: call fit(X, loss) or "
                                  "LossDiagnoser.load(path) before predicting")
-
 
     def _prepare(self, X: Any, modality: str, name: str = "X",
                  text_mean: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
