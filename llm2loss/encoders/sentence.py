@@ -12,7 +12,6 @@ WeightsError line naming the model and the fix.
 from __future__ import annotations
 
 import importlib.metadata
-import os
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +35,9 @@ def _why_not_loaded(location: str, exc: BaseException) -> str:
     """One clause saying why a model did not load."""
     if Path(location).is_dir():
         return f"the folder does not hold a usable model: {_first_line(exc)}"
-    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
         return ("it is neither a local folder nor in the local HuggingFace cache, and "
                 "HF_HUB_OFFLINE=1 forbids a download")
     return f"it is not a local folder and the HuggingFace hub did not provide it: {_first_line(exc)}"

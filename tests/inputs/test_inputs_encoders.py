@@ -127,6 +127,20 @@ def test_missing_sentence_model_fails_fast_offline() -> None:
     assert "\n" not in str(info.value) and "not-a-real-model-xyz" in str(info.value)
 
 
+def test_hub_failure_message_is_one_line_online_and_offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    from huggingface_hub import constants
+
+    from llm2loss.encoders.sentence import _why_not_loaded
+
+    exc = OSError("We couldn't connect to 'https://huggingface.co'.\nCheck your connection.\n")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    online = _why_not_loaded("nobody/model", exc)
+    assert online == ("it is not a local folder and the HuggingFace hub did not provide it: "
+                      "OSError: We couldn't connect to 'https://huggingface.co'.")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    assert "HF_HUB_OFFLINE=1 forbids a download" in _why_not_loaded("nobody/model", exc)
+
+
 def test_a_folder_without_a_model_is_refused_in_one_line(tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("not a model")
     with pytest.raises(WeightsError, match="does not hold a usable model") as info:
