@@ -7,6 +7,9 @@
 - `prefect_server` (session): Prefect's own test harness (a real temporary server + database).
 - `dask_cluster` (session): a distributed.LocalCluster, 2 worker processes, 1 thread each.
 - `cache_dir` (session): ~/.cache/llm2loss, where downloaded corpora are cached between runs.
+- `services`: the Prefect server, SeaweedFS and the Dask cluster together (the audit tests' need).
+- `spam_releases` (session): the example spam filters v1 and v2 trained once on the small slice
+  of tests/faults/audit_harness.py, shared by the fault and security tests.
 
 Nothing here reaches the network: HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE are set at import.
 """
@@ -126,3 +129,20 @@ def cache_dir() -> Path:
     path = Path(os.environ.get("LLM2LOSS_CACHE_DIR", "~/.cache/llm2loss")).expanduser()
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+@pytest.fixture
+def services(prefect_server, s3_server: S3Server, dask_cluster):
+    """The Prefect server, SeaweedFS and the Dask cluster (whose workers see S3); the cluster."""
+    return dask_cluster
+
+
+@pytest.fixture(scope="session")
+def spam_releases(cache_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> list:
+    """[(release v1, weights), (release v2, weights)] of the example spam filters on the slice."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent / "faults"))
+    from audit_harness import train_weights
+
+    return train_weights(cache_dir, tmp_path_factory.mktemp("spam-weights"))

@@ -37,8 +37,8 @@ def _texts_of_flow_run(run_id) -> dict[str, str]:
 
 
 def test_no_credentials_in_logs_reports_manifests_or_artifacts(services, s3_server, s3_store, cache_dir,
-                                                               security_releases):
-    release, weights = security_releases[0]
+                                                               spam_releases):
+    release, weights = spam_releases[0]
     cfg = small_settings(StoreSettings(uri=s3_store.uri, endpoint_url=s3_store.endpoint_url),
                          services.scheduler_address, cache_dir)
     store = stages.get_store(cfg.store)

@@ -40,8 +40,8 @@ def plant(path: Path, marker: Path) -> Path:
 @pytest.mark.integration
 @pytest.mark.parametrize(("name", "words"), [("weights.pt", "refusing to load"),
                                              ("weights.safetensors", "not a valid safetensors")])
-def test_audit_refuses_pickled_weights(services, tmp_path, cache_dir, security_releases, name, words):
-    release, _ = security_releases[0]
+def test_audit_refuses_pickled_weights(services, tmp_path, cache_dir, spam_releases, name, words):
+    release, _ = spam_releases[0]
     marker = tmp_path / "payload-ran"
     cfg = small_settings(StoreSettings(uri=str(tmp_path / "store")), services.scheduler_address, cache_dir)
     store = stages.get_store(cfg.store)
@@ -53,8 +53,8 @@ def test_audit_refuses_pickled_weights(services, tmp_path, cache_dir, security_r
     assert stages.audit_manifest(cfg.store, release.model, release.version) is None
 
 
-def test_pickle_files_are_refused_at_registration(local_store, tmp_path, security_releases):
-    release, _ = security_releases[0]
+def test_pickle_files_are_refused_at_registration(local_store, tmp_path, spam_releases):
+    release, _ = spam_releases[0]
     marker = tmp_path / "payload-ran"
     with pytest.raises((ConfigError, WeightsError), match=r"\.pkl"):
         registry.register(local_store, release, weights_file=plant(tmp_path / "weights.pkl", marker))
