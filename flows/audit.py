@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import socket
 import threading
 import time
@@ -327,8 +328,6 @@ def share_local_prefect_api() -> str | None:
     starts; workers then report to it. Does nothing when an API URL is configured or ephemeral
     servers are disabled. Returns the URL exported, else None.
     """
-    import os
-
     from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_EPHEMERAL_ENABLED
 
     if PREFECT_API_URL.value() or os.environ.get("PREFECT_API_URL"):

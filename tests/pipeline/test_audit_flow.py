@@ -85,6 +85,9 @@ def test_audits_land_in_s3_reuse_embeddings_and_rerun_does_nothing(
     assert len(emb["parts"]) == n_parts and len(losses["parts"]) == n_parts
     ids = store.read_stage_table(manifest1["losses"]).column("id").to_pylist()
     assert len(ids) == len(set(ids)) == manifest1["summary"]["samples_used"]
+    compute, stages_s = manifest1["summary"]["shard_compute_seconds"], manifest1["summary"]["stage_seconds"]
+    assert 0 < compute["embed"] and 0 < compute["losses"]      # the shard tasks' own encoder/model time
+    assert compute["embed"] <= stages_s["embed"] * cfg.dask.n_workers * 1.01  # within the stage's wall
     names1 = flow_task_names(run1)
     assert sum(n.startswith("embed-") for n in names1) == n_parts
     assert sum(n.startswith("loss-") for n in names1) == n_parts
@@ -92,6 +95,7 @@ def test_audits_land_in_s3_reuse_embeddings_and_rerun_does_nothing(
     # v2 on the same dataset and encoder: embeddings are reused, the encoder never runs a shard.
     run2, manifest2 = run_flow(cfg, "spam-filter", "v2")
     assert manifest2["embeddings"] == manifest1["embeddings"]
+    assert manifest2["summary"]["shard_compute_seconds"]["embed"] == 0  # nothing was embedded
     names2 = flow_task_names(run2)
     assert not [n for n in names2 if n.startswith("embed-")]
     assert sum(n.startswith("loss-") for n in names2) == n_parts
