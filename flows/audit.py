@@ -41,10 +41,8 @@ WAIT_POLL_S = 2.0
 WAIT_TIMEOUT_S = 12 * 3600
 
 
-def make_task_runner(dask_settings: DaskSettings) -> DaskTaskRunner:
-    """A DaskTaskRunner on an existing cluster (address) or a LocalCluster sized by settings."""
-    if dask_settings.address:
-        return DaskTaskRunner(address=dask_settings.address)
+def local_cluster_kwargs(dask_settings: DaskSettings) -> dict[str, Any]:
+    """Keyword arguments of the LocalCluster the settings describe (loopback only)."""
     kwargs: dict[str, Any] = {
         "n_workers": dask_settings.n_workers,
         "threads_per_worker": dask_settings.threads_per_worker,
@@ -54,7 +52,35 @@ def make_task_runner(dask_settings: DaskSettings) -> DaskTaskRunner:
     }
     if dask_settings.gpu:
         kwargs["resources"] = {"GPU": 1}
-    return DaskTaskRunner(cluster_class="distributed.LocalCluster", cluster_kwargs=kwargs)
+    return kwargs
+
+
+def make_task_runner(dask_settings: DaskSettings) -> DaskTaskRunner:
+    """A DaskTaskRunner on an existing cluster (address) or a LocalCluster sized by settings."""
+    if dask_settings.address:
+        return DaskTaskRunner(address=dask_settings.address)
+    return DaskTaskRunner(cluster_class="distributed.LocalCluster",
+                          cluster_kwargs=local_cluster_kwargs(dask_settings))
+
+
+@contextlib.contextmanager
+def shared_local_cluster(cfg: Settings) -> Iterator[Settings]:
+    """Settings whose Dask address is one LocalCluster kept for the whole `with` block.
+
+    Auditing several releases in a row then starts the workers once: they keep the encoder, the
+    dataset and the models they loaded (per-process caches), so a second audit does not pay for
+    process start-up, imports and model loading again. Settings that already name a cluster
+    are yielded unchanged. The local Prefect API is shared first, so the workers report to it.
+    """
+    if cfg.dask.address:
+        yield cfg
+        return
+    from distributed import LocalCluster
+
+    share_local_prefect_api()
+    with LocalCluster(**local_cluster_kwargs(cfg.dask)) as cluster:
+        dask_settings = cfg.dask.model_copy(update={"address": cluster.scheduler_address})
+        yield cfg.model_copy(update={"dask": dask_settings})
 
 
 def load_settings(overrides: dict[str, Any] | None) -> Settings:
@@ -311,11 +337,14 @@ def audit_new_releases(settings: dict[str, Any] | None = None) -> list[str]:
     store = audit.get_store(cfg.store)
     todo = registry.unaudited(store)
     logger.info("%d release(s) without a completed audit: %s", len(todo), ", ".join(r.ref for r in todo) or "none")
-    runner = audit_release.with_options(task_runner=make_task_runner(cfg.dask))
-    audited = []
-    for release in sorted(todo, key=lambda r: r.created_at):
-        runner(model=release.model, version=release.version, settings=settings)
-        audited.append(release.ref)
+    audited: list[str] = []
+    if not todo:
+        return audited
+    with shared_local_cluster(cfg) as audit_cfg:  # one set of workers for all of them
+        runner = audit_release.with_options(task_runner=make_task_runner(audit_cfg.dask))
+        for release in sorted(todo, key=lambda r: r.created_at):
+            runner(model=release.model, version=release.version, settings=audit_cfg.model_dump(mode="json"))
+            audited.append(release.ref)
     return audited
 
 

@@ -73,15 +73,18 @@ def local_prefect_defaults() -> None:
 def run_demo(cfg: Settings, *, limit: int | None = None, console: Console | None = None) -> dict[str, Any]:
     """Run the whole demo; returns the two audit manifests and the regression report."""
     local_prefect_defaults()
-    from flows.audit import run_audit  # the demo is an entry point, like the CLI
+    from flows.audit import run_audit, shared_local_cluster  # the demo is an entry point, like the CLI
     from llm2loss.report import headline_findings, regression_findings
 
     console = console or Console()
     versions = ensure_releases(cfg, limit, console)
     manifests = {}
-    for version in versions:
-        console.print(f"[bold]3.[/] auditing {DEMO_MODEL}@{version} through the Prefect flow ...")
-        manifests[version] = run_audit(DEMO_MODEL, version, cfg, progress=True)
+    with shared_local_cluster(cfg) as audit_cfg:  # one set of workers for both audits
+        for version in versions:
+            console.print(f"[bold]3.[/] auditing {DEMO_MODEL}@{version} through the Prefect flow ...")
+            start = time.perf_counter()
+            manifests[version] = run_audit(DEMO_MODEL, version, audit_cfg, progress=True)
+            console.print(f"    audit of {DEMO_MODEL}@{version} done in {time.perf_counter() - start:.0f} s")
     store = stages.get_store(cfg.store)
     console.print()
     for version in versions:

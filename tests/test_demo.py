@@ -49,7 +49,8 @@ def test_demo_end_to_end_then_rerun_reuses_everything(prefect_server, dask_clust
 def test_demo_without_a_prefect_server_starts_one_temporary_server_for_all_processes(
         cache_dir, tmp_path: Path):
     """`llm2loss demo` on a laptop with no PREFECT_API_URL: Prefect's temporary server is started
-    once and the Dask worker processes report to it (before, each worker started its own)."""
+    once and the Dask worker processes report to it (before, each worker started its own); one
+    LocalCluster serves both audits (before, each audit started and loaded its own workers)."""
     import os
     import subprocess
     import sys
@@ -63,4 +64,5 @@ def test_demo_without_a_prefect_server_starts_one_temporary_server_for_all_proce
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, output[-3000:]
     assert output.count("Starting temporary server") == 1, output[-3000:]
+    assert output.count("Scheduler at:") == 1, output[-3000:]  # one LocalCluster for both audits
     assert "Headline findings of spam-filter@v2" in output
