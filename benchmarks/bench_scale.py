@@ -6,7 +6,7 @@ stages of 10 000-row parts exactly as the shard tasks write them. A fresh child 
 the audit's analysis stage over that store, the way the flow's `train-and-analyse` task does:
 
 - load: `llm2loss.audit.load_audit_data` (every part verified by sha256, embeddings and losses
-  joined on id);
+  joined on id and split into train and test, part by part);
 - train+analyse: `llm2loss.audit.train_and_analyse` (load again, split, fit the diagnosers,
   evaluate on the held-out split, phrase estimates with the real packaged MiniLM, save every
   diagnoser to the store).
@@ -87,12 +87,13 @@ def write_stages(store_uri: str, n: int, *, seed: int = 0) -> None:
 def make_plan(n: int) -> Any:
     """The audit plan of the generated release of size n."""
     from llm2loss import layout
-    from llm2loss.audit import AuditPlan
+    from llm2loss.audit import AuditPlan, StageSharding
 
+    sharding = StageSharding(shard_size=PART_ROWS, n_shards=-(-n // PART_ROWS))
     return AuditPlan(
         model="scale", version=f"n{n}", modality="text", dataset="generated-scale",
         dataset_fingerprint=f"gen{n}", encoder_spec=MINILM, encoder_fingerprint="minilm",
-        shard_size=PART_ROWS, n_shards=-(-n // PART_ROWS),
+        embeddings_sharding=sharding, losses_sharding=sharding,
         embeddings_prefix=layout.embeddings_prefix("generated-scale", f"gen{n}", "minilm"),
         losses_prefix=layout.losses_prefix("scale", f"n{n}"), embeddings_ready=True,
     )
@@ -147,7 +148,7 @@ def measure(store_uri: str, n: int, members: int, objectives: list[str], archs: 
     with PeakRSS() as load_peak:
         data = stages.load_audit_data(store_settings, plan)
     load_s = time.perf_counter() - start
-    assert data["X"].shape == (n, DIM)
+    assert data["X_train"].shape[0] + data["X_test"].shape[0] == n and data["X_train"].shape[1] == DIM
     del data
     gc.collect()
     row: dict[str, Any] = {"n": n, "matrix_mb": matrix_bytes / 2**20, "load_s": load_s,

@@ -36,8 +36,19 @@ from llm2loss.store import ArtifactStore
 ATTRIBUTE_PREFIX = "attr__"
 
 
+class StageSharding(BaseModel):
+    """How a sharded stage splits the dataset: part i holds samples i*shard_size onwards."""
+
+    shard_size: int
+    n_shards: int
+
+
 class AuditPlan(BaseModel):
-    """What an audit will do, computed once at its start. Small: it travels between tasks."""
+    """What an audit will do, computed once at its start. Small: it travels between tasks.
+
+    Each stage has its own sharding: a stage begun (or sealed) with another shard size keeps it,
+    so a rerun with a changed `shard_size` resumes the stage instead of mixing two splits.
+    """
 
     model: str
     version: str
@@ -46,8 +57,8 @@ class AuditPlan(BaseModel):
     dataset_fingerprint: str
     encoder_spec: str
     encoder_fingerprint: str
-    shard_size: int
-    n_shards: int
+    embeddings_sharding: StageSharding
+    losses_sharding: StageSharding
     embeddings_prefix: str
     losses_prefix: str
     embeddings_ready: bool
@@ -121,6 +132,8 @@ def plan_audit(
     spec = encoder_spec_for(release, source.modality)
     encoder = get_encoder(spec)
     emb_prefix = layout.embeddings_prefix(release.dataset.name, source.fingerprint, encoder.fingerprint)
+    losses_prefix = layout.losses_prefix(release.model, release.version)
+    wanted = StageSharding(shard_size=settings.shard_size, n_shards=source.n_shards(settings.shard_size))
     return AuditPlan(
         model=release.model,
         version=release.version,
@@ -129,12 +142,40 @@ def plan_audit(
         dataset_fingerprint=source.fingerprint,
         encoder_spec=spec,
         encoder_fingerprint=encoder.fingerprint,
-        shard_size=settings.shard_size,
-        n_shards=source.n_shards(settings.shard_size),
+        embeddings_sharding=recorded_sharding(store, emb_prefix) or wanted,
+        losses_sharding=recorded_sharding(store, losses_prefix) or wanted,
         embeddings_prefix=emb_prefix,
-        losses_prefix=layout.losses_prefix(release.model, release.version),
+        losses_prefix=losses_prefix,
         embeddings_ready=store.read_stage_manifest(emb_prefix) is not None,
     )
+
+
+def recorded_sharding(store: ArtifactStore, prefix: str) -> StageSharding | None:
+    """The sharding a stage was begun with, or None for a stage not begun yet."""
+    key = layout.sharding_key(prefix)
+    if not store.exists(key):
+        return None
+    return StageSharding.model_validate(store.read_json(key))
+
+
+def begin_stage(store_settings: StoreSettings, prefix: str, sharding: StageSharding) -> list[int]:
+    """Record the stage's sharding (first time) and return its shards still to compute.
+
+    The record is written before any part, so every part of a stage comes from one split of the
+    dataset. A stage recorded with another sharding is refused (the plan adopts a recorded one,
+    so this means two audits planned the same stage differently at once).
+    """
+    store = get_store(store_settings)
+    recorded = recorded_sharding(store, prefix)
+    if recorded is None:
+        store.write_json(layout.sharding_key(prefix), sharding.model_dump())
+    elif recorded != sharding:
+        raise DataError(
+            f"stage {prefix} was begun with shards of {recorded.shard_size} ({recorded.n_shards} "
+            f"shards), but this audit planned shards of {sharding.shard_size}: rerun the audit "
+            "(a new plan adopts the recorded sharding)"
+        )
+    return pending_shards(store_settings, prefix, sharding.n_shards)
 
 
 def pending_shards(store_settings: StoreSettings, prefix: str, n_shards: int) -> list[int]:
@@ -160,7 +201,7 @@ def embed_shard(
     from llm2loss.store import embeddings_table
 
     store = get_store(store_settings)
-    shard = get_source(release.dataset, cache_dir).read_shard(index, plan.shard_size)
+    shard = get_source(release.dataset, cache_dir).read_shard(index, plan.embeddings_sharding.shard_size)
     encoder = get_encoder(plan.encoder_spec)
     start = time.perf_counter()
     # A precomputed encoder looks samples up by id; every other encoder reads the inputs.
@@ -183,7 +224,7 @@ def loss_shard(
     from llm2loss.losses import compute_losses
 
     store = get_store(store_settings)
-    shard = get_source(release.dataset, cache_dir).read_shard(index, plan.shard_size)
+    shard = get_source(release.dataset, cache_dir).read_shard(index, plan.losses_sharding.shard_size)
     model = get_model(release, store_settings, cache_dir)
     start = time.perf_counter()
     table = compute_losses(model, shard, task=release.task)
@@ -234,19 +275,46 @@ def is_test_id(sample_id: str, *, seed: int, test_fraction: float) -> bool:
     return int.from_bytes(digest[:8], "big") / 2**64 < test_fraction
 
 
-def load_audit_data(store_settings: StoreSettings, plan: AuditPlan) -> dict[str, Any]:
-    """Join embeddings and losses on id; return the arrays the analysis needs."""
+def load_audit_data(store_settings: StoreSettings, plan: AuditPlan, *, seed: int = 0,
+                    test_fraction: float = 0.3) -> dict[str, Any]:
+    """Join embeddings and losses on id and split the samples into train and test.
+
+    The embeddings are read one part at a time and copied straight into the train and test
+    matrices, so the embeddings are held once (plus one part), never as a whole matrix and its
+    split. Returns `ids` and `losses` (the samples that have both a loss and an embedding, in the
+    losses' order), `test_mask` (one bool per sample, `is_test_id`), and `X_train`, `X_test`
+    (float32, rows in that order).
+    """
     from llm2loss.store import table_to_matrix
 
     store = get_store(store_settings)
-    ids_emb, matrix = table_to_matrix(store.read_stage_table(plan.embeddings_prefix))
     losses = store.read_stage_table(plan.losses_prefix).to_pandas()
-    if losses["id"].tolist() == ids_emb:  # both stages sharded alike: no gather, no copy
-        return {"ids": ids_emb, "X": matrix, "losses": losses}
-    position = pd.Series(np.arange(len(ids_emb)), index=pd.Index(ids_emb))
-    losses = losses[losses["id"].isin(position.index)].reset_index(drop=True)
-    X = matrix[position.loc[losses["id"]].to_numpy()]
-    return {"ids": losses["id"].tolist(), "X": X, "losses": losses}
+    ids: list[str] = losses["id"].tolist()
+    test_mask = np.array([is_test_id(i, seed=seed, test_fraction=test_fraction) for i in ids], dtype=bool)
+    slot = np.empty(len(ids), dtype=np.int64)  # each sample's row in X_train or X_test
+    slot[test_mask] = np.arange(int(test_mask.sum()))
+    slot[~test_mask] = np.arange(int((~test_mask).sum()))
+    row_of = {sample_id: row for row, sample_id in enumerate(ids)}
+    found = np.zeros(len(ids), dtype=bool)
+    X_train = X_test = np.zeros((0, 0), dtype=np.float32)
+    for index, table in enumerate(store.iter_stage_tables(plan.embeddings_prefix)):
+        part_ids, matrix = table_to_matrix(table)
+        if index == 0:
+            X_train = np.empty((int((~test_mask).sum()), matrix.shape[1]), dtype=np.float32)
+            X_test = np.empty((int(test_mask.sum()), matrix.shape[1]), dtype=np.float32)
+        rows = np.fromiter((row_of.get(i, -1) for i in part_ids), dtype=np.int64, count=len(part_ids))
+        known = rows >= 0  # an embedded sample whose loss failed has no row
+        if not known.all():
+            rows, matrix = rows[known], matrix[known]
+        in_test = test_mask[rows]
+        X_test[slot[rows[in_test]]] = matrix[in_test]
+        X_train[slot[rows[~in_test]]] = matrix[~in_test]
+        found[rows] = True
+    if not found.all():  # samples with a loss but no embedding (their embedding failed): dropped
+        X_train, X_test = X_train[found[~test_mask]], X_test[found[test_mask]]
+        losses = losses[found].reset_index(drop=True)
+        ids, test_mask = losses["id"].tolist(), test_mask[found]
+    return {"ids": ids, "losses": losses, "test_mask": test_mask, "X_train": X_train, "X_test": X_test}
 
 
 def train_and_analyse(
@@ -263,15 +331,10 @@ def train_and_analyse(
     from llm2loss.vocab import vocabularies_for
 
     store = get_store(store_settings)
-    data = load_audit_data(store_settings, plan)
+    data = load_audit_data(store_settings, plan, seed=settings.seed, test_fraction=settings.test_fraction)
     losses: pd.DataFrame = data["losses"]
-    test_mask = np.array(
-        [is_test_id(i, seed=settings.seed, test_fraction=settings.test_fraction) for i in data["ids"]]
-    )
-    # Split once and drop the joined matrix: at most two copies of the embeddings are ever alive.
-    X: np.ndarray = data.pop("X")
-    X_train, X_test = X[~test_mask], X[test_mask]
-    del X
+    test_mask: np.ndarray = data["test_mask"]
+    X_train, X_test = data.pop("X_train"), data.pop("X_test")
     if test_mask.all() or (~test_mask).all():
         raise DataError(
             f"the {len(test_mask)} samples of {release.ref} give an empty train or test split; "

@@ -10,6 +10,7 @@ Running it again reuses everything: releases are registered once, finished audit
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 import time
@@ -79,8 +80,16 @@ def run_demo(cfg: Settings, *, limit: int | None = None, console: Console | None
     console = console or Console()
     versions = ensure_releases(cfg, limit, console)
     manifests = {}
-    with shared_local_cluster(cfg) as audit_cfg:  # one set of workers for both audits
-        for version in versions:
+    for version in versions:  # finished audits are read back, not rerun (no cluster to start)
+        done = stages.audit_manifest(cfg.store, DEMO_MODEL, version)
+        if done is not None:
+            console.print(f"[bold]3.[/] audit of {DEMO_MODEL}@{version} already completed at {done['completed_at']}")
+            manifests[version] = done
+    todo = [v for v in versions if v not in manifests]
+    with contextlib.ExitStack() as stack:
+        # One set of Dask workers for every audit still to run.
+        audit_cfg = stack.enter_context(shared_local_cluster(cfg)) if todo else cfg
+        for version in todo:
             console.print(f"[bold]3.[/] auditing {DEMO_MODEL}@{version} through the Prefect flow ...")
             start = time.perf_counter()
             manifests[version] = run_audit(DEMO_MODEL, version, audit_cfg, progress=True)

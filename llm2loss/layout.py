@@ -22,6 +22,7 @@ AUDITS_ROOT = "audits"
 DATASETS_ROOT = "datasets"
 RELEASE_FILE = "release.json"
 MANIFEST_FILE = "manifest.json"
+SHARDING_FILE = "sharding.json"
 OBJECTIVES = ("rank", "regress", "familiarity")
 ARCHS = ("linear", "mlp")
 WEIGHTS_EXTENSIONS = (".safetensors", ".pt", ".pth")
@@ -137,6 +138,11 @@ def _check_index(index: int) -> int:
             "more data)"
         )
     return index
+
+
+def sharding_key(prefix: str) -> str:
+    """Key of a sharded stage's sharding record (shard size and count), written before any part."""
+    return f"{check_key(prefix)}/{SHARDING_FILE}"
 
 
 def part_key(prefix: str, index: int) -> str:

@@ -24,7 +24,7 @@ import os
 import re
 import tempfile
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -416,17 +416,22 @@ class ArtifactStore:
         manifest["parts"] = parts
         return manifest
 
-    def read_stage_table(self, prefix: str, *, columns: list[str] | None = None) -> pa.Table:
-        """All parts a complete stage's manifest lists, each verified, concatenated in order."""
+    def iter_stage_tables(self, prefix: str, *, columns: list[str] | None = None) -> Iterator[pa.Table]:
+        """Each part a complete stage's manifest lists, verified, in order: one part in memory
+        at a time (for readers that copy the parts into a matrix of their own)."""
         manifest = self.read_stage_manifest(prefix)
         if manifest is None:
             raise NotFoundError(
                 f"no complete stage at {prefix!r} in {self.uri} (manifest absent or a part "
                 "missing); run the stage (again) to write it"
             )
-        tables = [self.read_table(p.key, expect=p) for p in manifest["parts"]]
-        table = pa.concat_tables(tables)
-        return table.select(columns) if columns else table
+        for part in manifest["parts"]:
+            table = self.read_table(part.key, expect=part)
+            yield table.select(columns) if columns else table
+
+    def read_stage_table(self, prefix: str, *, columns: list[str] | None = None) -> pa.Table:
+        """All parts a complete stage's manifest lists, each verified, concatenated in order."""
+        return pa.concat_tables(list(self.iter_stage_tables(prefix, columns=columns)))
 
     # ---- locks
 

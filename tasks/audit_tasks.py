@@ -56,17 +56,18 @@ def plan_audit(
     plan = audit.plan_audit(store, release, settings, cache_dir)
     get_run_logger().info(
         "planned %s: %d shards of %d on %s (%s), encoder %s, embeddings %s",
-        release.ref, plan.n_shards, plan.shard_size, plan.dataset, plan.dataset_fingerprint[:12],
+        release.ref, plan.embeddings_sharding.n_shards, plan.embeddings_sharding.shard_size, plan.dataset, plan.dataset_fingerprint[:12],
         plan.encoder_spec, "reused" if plan.embeddings_ready else "to compute",
     )
     return plan
 
 
 @task(name="pending-shards", cache_policy=NO_CACHE, **IO_RETRIES)
-def pending_shards(store: StoreSettings, prefix: str, n_shards: int) -> list[int]:
-    """Shards of a stage whose part is missing or fails its checksum."""
-    pending = audit.pending_shards(store, prefix, n_shards)
-    get_run_logger().info("%s: %d of %d shards to compute", prefix, len(pending), n_shards)
+def pending_shards(store: StoreSettings, prefix: str, sharding: audit.StageSharding) -> list[int]:
+    """Record the stage's sharding; the shards whose part is missing or fails its checksum."""
+    pending = audit.begin_stage(store, prefix, sharding)
+    get_run_logger().info("%s: %d of %d shards of %d to compute", prefix, len(pending), sharding.n_shards,
+                          sharding.shard_size)
     return pending
 
 

@@ -43,6 +43,7 @@ def test_demo_end_to_end_then_rerun_reuses_everything(prefect_server, dask_clust
     again = io.StringIO()
     second = run_demo(cfg, limit=200, console=Console(file=again, width=200))
     assert "already registered" in again.getvalue()
+    assert again.getvalue().count("already completed") == 2  # read back: no flow run, no cluster
     assert second["manifests"] == manifests  # finished audits were returned, not redone
 
 

@@ -10,7 +10,7 @@ import pytest
 from scipy.stats import spearmanr
 from sklearn.metrics import roc_auc_score
 
-from conftest import DIM, make_planted
+from planted_region import DIM, make_planted
 from llm2loss import Comparison, LossDiagnoser
 from llm2loss.errors import DataError, NotFittedError, NotFoundError, WeightsError
 

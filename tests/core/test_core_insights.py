@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import DIM
+from planted_region import DIM
 from llm2loss.errors import DataError
 from llm2loss.insights import Discovery, compare_phrases, discover, estimate
 

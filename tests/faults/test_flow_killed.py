@@ -124,7 +124,7 @@ def test_killed_flow_rerun_recomputes_only_unfinished_shards(services, tmp_path,
     store = stages.get_store(cfg.store)
     registry.register(store, slow, weights_file=weights)
     plan = plan_of(cfg, slow)
-    n_shards = plan.n_shards
+    n_shards = plan.losses_sharding.n_shards
 
     log = tmp_path / "child.log"
     with open(log, "wb") as out:
@@ -158,7 +158,7 @@ def test_killed_flow_rerun_recomputes_only_unfinished_shards(services, tmp_path,
     source = stages.get_source(slow.dataset, str(cache_dir))
     model = stages.get_model(slow, cfg.store, str(cache_dir))
     encoder = stages.get_encoder(plan.encoder_spec)
-    shards = [source.read_shard(i, plan.shard_size) for i in range(n_shards)]
+    shards = [source.read_shard(i, plan.losses_sharding.shard_size) for i in range(n_shards)]
     expected = pa.concat_tables([compute_losses(model, s, task=slow.task) for s in shards]).sort_by("id")
     got = store.read_stage_table(plan.losses_prefix, columns=expected.column_names).sort_by("id")
     assert got.column("id").to_pylist() == expected.column("id").to_pylist()

@@ -1,0 +1,65 @@
+"""A rerun with another `shard_size`: stages keep the sharding they were begun with.
+
+Parts are numbered by shard, so a stage half-computed with shards of 40 and resumed with shards of
+25 would take part 1 (samples 40-79) for shard 1 (samples 25-49): samples duplicated and lost.
+Each stage records its sharding before its first part; a later plan adopts the recorded one.
+"""
+
+from __future__ import annotations
+
+import pytest
+from audit_harness import LIMIT, N_SHARDS, SHARD_SIZE, count_shard_runs, plan_of, run_flow, small_settings, stage_ids
+
+from llm2loss import audit as stages
+from llm2loss import registry
+from llm2loss.config import StoreSettings
+from llm2loss.errors import DataError
+
+pytestmark = pytest.mark.integration
+
+OTHER_SIZE = 25
+
+
+def test_a_stage_begun_with_one_shard_size_is_resumed_with_it(services, tmp_path, cache_dir, spam_releases):
+    (v1, w1), (v2, w2) = spam_releases
+    cfg = small_settings(StoreSettings(uri=str(tmp_path / "store")), services.scheduler_address, cache_dir)
+    store = stages.get_store(cfg.store)
+    registry.register(store, v1, weights_file=w1)
+    registry.register(store, v2, weights_file=w2)
+
+    # An audit with shards of 40 dies after two embeddings parts.
+    plan = plan_of(cfg, v1)
+    assert stages.begin_stage(cfg.store, plan.embeddings_prefix, plan.embeddings_sharding) == list(range(N_SHARDS))
+    for index in (0, 1):
+        stages.embed_shard(cfg.store, v1, plan, index, cfg.cache_dir)
+
+    # The rerun asks for shards of 25; the half-done embeddings stage keeps its shards of 40.
+    resized = small_settings(cfg.store, services.scheduler_address, cache_dir, shard_size=OTHER_SIZE)
+    replanned = plan_of(resized, v1)
+    assert replanned.embeddings_sharding == plan.embeddings_sharding
+    assert replanned.losses_sharding.shard_size == OTHER_SIZE  # a stage not begun takes the settings
+    run_id, _ = run_flow(resized, v1.model, v1.version)
+    assert count_shard_runs(run_id, "embed") == N_SHARDS - 2  # the two finished parts were kept
+    assert count_shard_runs(run_id, "loss") == -(-LIMIT // OTHER_SIZE)
+    for prefix in (plan.embeddings_prefix, plan.losses_prefix):
+        ids = stage_ids(store, prefix)
+        assert len(ids) == len(set(ids)) == LIMIT  # every sample exactly once
+
+    # v2 with shards of 25 reuses the sealed embeddings (shards of 40) without computing any.
+    run_id, state = run_flow(resized, v2.model, v2.version)
+    assert count_shard_runs(run_id, "embed") == 0
+    assert len(store.read_stage_manifest(plan.embeddings_prefix)["parts"]) == N_SHARDS
+    assert state.result()["summary"]["samples_used"] == LIMIT
+
+
+def test_a_stage_is_not_begun_twice_with_different_shardings(tmp_path, cache_dir, spam_releases):
+    """Two plans racing on one stage: the second sharding is refused with the fix, not mixed in."""
+    release, weights = spam_releases[0]
+    cfg = small_settings(StoreSettings(uri=str(tmp_path / "store")), "", cache_dir)
+    registry.register(stages.get_store(cfg.store), release, weights_file=weights)
+    plan = plan_of(cfg, release)
+    stages.begin_stage(cfg.store, plan.losses_prefix, plan.losses_sharding)
+    other = stages.StageSharding(shard_size=OTHER_SIZE, n_shards=-(-LIMIT // OTHER_SIZE))
+    with pytest.raises(DataError, match=rf"begun with shards of {SHARD_SIZE}.*planned shards of {OTHER_SIZE}.*rerun"):
+        stages.begin_stage(cfg.store, plan.losses_prefix, other)
+    assert stages.begin_stage(cfg.store, plan.losses_prefix, plan.losses_sharding) == list(range(N_SHARDS))
