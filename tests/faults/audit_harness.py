@@ -15,7 +15,14 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
 from llm2loss import audit as stages
-from llm2loss.config import AuditSettings, DaskSettings, DatasetSpec, DiagnoserSettings, Settings, StoreSettings
+from llm2loss.config import (
+    AuditSettings,
+    DaskSettings,
+    DatasetSpec,
+    DiagnoserSettings,
+    Settings,
+    StoreSettings,
+)
 
 LIMIT = 160
 SHARD_SIZE = 40
@@ -38,6 +45,17 @@ def small_settings(store: StoreSettings, dask_address: str, cache_dir: Path, **a
         audit=AuditSettings(**options),
         cache_dir=str(cache_dir),
     )
+
+
+def local_audit_setup(tmp_path: Path, dask_address: str, cache_dir: Path, releases: list, **audit: Any):
+    """Small settings over a fresh local store in `tmp_path` with `releases` registered: (cfg, store)."""
+    from llm2loss import registry
+
+    cfg = small_settings(StoreSettings(uri=str(tmp_path / "store")), dask_address, cache_dir, **audit)
+    store = stages.get_store(cfg.store)
+    for release, weights in releases:
+        registry.register(store, release, weights_file=weights)
+    return cfg, store
 
 
 def train_weights(cache_dir: Path, out_dir: Path) -> list:

@@ -8,11 +8,17 @@ audit manifest, a rerun recomputes exactly those two shards and the stages verif
 from __future__ import annotations
 
 import pytest
-from audit_harness import N_SHARDS, count_shard_runs, plan_of, run_flow, small_settings, stage_ids
+from audit_harness import (
+    N_SHARDS,
+    count_shard_runs,
+    local_audit_setup,
+    plan_of,
+    run_flow,
+    stage_ids,
+)
 
 from llm2loss import audit as stages
-from llm2loss import layout, registry
-from llm2loss.config import StoreSettings
+from llm2loss import layout
 from llm2loss.errors import StoreError
 
 pytestmark = pytest.mark.integration
@@ -26,10 +32,8 @@ def _flip_bytes(store, key: str) -> None:
 
 
 def test_corrupt_and_deleted_parts_are_refused_then_recomputed(services, tmp_path, cache_dir, spam_releases):
-    release, weights = spam_releases[0]
-    cfg = small_settings(StoreSettings(uri=str(tmp_path / "store")), services.scheduler_address, cache_dir)
-    store = stages.get_store(cfg.store)
-    registry.register(store, release, weights_file=weights)
+    release, _ = spam_releases[0]
+    cfg, store = local_audit_setup(tmp_path, services.scheduler_address, cache_dir, spam_releases[:1])
     run_flow(cfg, release.model, release.version)
     plan = plan_of(cfg, release)
     good_losses = store.read_stage_table(plan.losses_prefix).sort_by("id")
@@ -53,11 +57,8 @@ def test_corrupt_and_deleted_parts_are_refused_then_recomputed(services, tmp_pat
 
 def test_corrupt_embeddings_under_a_sealed_stage_are_recomputed(services, tmp_path, cache_dir, spam_releases):
     """A sealed embeddings stage is reused by later releases: it is verified, not trusted."""
-    (v1, w1), (v2, w2) = spam_releases
-    cfg = small_settings(StoreSettings(uri=str(tmp_path / "store")), services.scheduler_address, cache_dir)
-    store = stages.get_store(cfg.store)
-    registry.register(store, v1, weights_file=w1)
-    registry.register(store, v2, weights_file=w2)
+    (v1, _), (v2, _) = spam_releases
+    cfg, store = local_audit_setup(tmp_path, services.scheduler_address, cache_dir, spam_releases)
     plan = plan_of(cfg, v1)
     for index in range(N_SHARDS):
         stages.embed_shard(cfg.store, v1, plan, index, cfg.cache_dir)

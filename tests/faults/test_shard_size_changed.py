@@ -8,11 +8,19 @@ Each stage records its sharding before its first part; a later plan adopts the r
 from __future__ import annotations
 
 import pytest
-from audit_harness import LIMIT, N_SHARDS, SHARD_SIZE, count_shard_runs, plan_of, run_flow, small_settings, stage_ids
+from audit_harness import (
+    LIMIT,
+    N_SHARDS,
+    SHARD_SIZE,
+    count_shard_runs,
+    local_audit_setup,
+    plan_of,
+    run_flow,
+    small_settings,
+    stage_ids,
+)
 
 from llm2loss import audit as stages
-from llm2loss import registry
-from llm2loss.config import StoreSettings
 from llm2loss.errors import DataError
 
 pytestmark = pytest.mark.integration
@@ -21,11 +29,8 @@ OTHER_SIZE = 25
 
 
 def test_a_stage_begun_with_one_shard_size_is_resumed_with_it(services, tmp_path, cache_dir, spam_releases):
-    (v1, w1), (v2, w2) = spam_releases
-    cfg = small_settings(StoreSettings(uri=str(tmp_path / "store")), services.scheduler_address, cache_dir)
-    store = stages.get_store(cfg.store)
-    registry.register(store, v1, weights_file=w1)
-    registry.register(store, v2, weights_file=w2)
+    (v1, _), (v2, _) = spam_releases
+    cfg, store = local_audit_setup(tmp_path, services.scheduler_address, cache_dir, spam_releases)
 
     # An audit with shards of 40 dies after two embeddings parts.
     plan = plan_of(cfg, v1)
@@ -54,9 +59,8 @@ def test_a_stage_begun_with_one_shard_size_is_resumed_with_it(services, tmp_path
 
 def test_a_stage_is_not_begun_twice_with_different_shardings(tmp_path, cache_dir, spam_releases):
     """Two plans racing on one stage: the second sharding is refused with the fix, not mixed in."""
-    release, weights = spam_releases[0]
-    cfg = small_settings(StoreSettings(uri=str(tmp_path / "store")), "", cache_dir)
-    registry.register(stages.get_store(cfg.store), release, weights_file=weights)
+    release, _ = spam_releases[0]
+    cfg, _ = local_audit_setup(tmp_path, "", cache_dir, spam_releases[:1])
     plan = plan_of(cfg, release)
     stages.begin_stage(cfg.store, plan.losses_prefix, plan.losses_sharding)
     other = stages.StageSharding(shard_size=OTHER_SIZE, n_shards=-(-LIMIT // OTHER_SIZE))
