@@ -32,17 +32,33 @@ OBJECTIVES = ("rank", "regress", "familiarity")
 NEGATIVES = ("random", "moments")
 
 
-def rank_loss(scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """RankNet/BCE loss over all non-tied pairs inside each member's minibatch.
-
-    scores, targets: (K, B). Returns the sum over members of each member's mean pair loss
-    (members with no non-tied pair contribute 0).
-    """
-    with torch.no_grad():  # pair weights: 1 / (member's pair count) where l_i > l_j, else 0
+def _all_pairs_loss(scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Sum over rows of each row's mean RankNet loss over its non-tied pairs; (R, B) inputs."""
+    with torch.no_grad():  # pair weights: 1 / (row's pair count) where l_i > l_j, else 0
         higher = (targets.unsqueeze(2) > targets.unsqueeze(1)).to(scores.dtype)
         weights = higher / higher.sum(dim=(1, 2), keepdim=True).clamp_min(1.0)
-    # softplus(s_j - s_i) = BCE(sigmoid(s_i - s_j), 1); one weighted sum over (K, B, B)
+    # softplus(s_j - s_i) = BCE(sigmoid(s_i - s_j), 1); one weighted sum over (R, B, B)
     return (F.softplus(scores.unsqueeze(1) - scores.unsqueeze(2)) * weights).sum()
+
+
+def rank_loss(scores: torch.Tensor, targets: torch.Tensor, group: int | None = None) -> torch.Tensor:
+    """RankNet/BCE loss over the non-tied pairs inside each member's minibatch.
+
+    scores, targets: (K, B). Returns the sum over members of each member's mean pair loss
+    (members with no non-tied pair contribute 0). With `group`, pairs are formed only inside
+    consecutive groups of `group` rows (the minibatch is already in random order, so this is a
+    random sample of its pairs): the cost per row falls from B to `group` pair terms, and each
+    member's loss is the mean over its groups (a last, shorter group counts like the others).
+    """
+    K, B = scores.shape
+    if group is None or group >= B:
+        return _all_pairs_loss(scores, targets)
+    full = (B // group) * group
+    n_groups = B // group + (full < B)
+    loss = _all_pairs_loss(scores[:, :full].reshape(-1, group), targets[:, :full].reshape(-1, group))
+    if full < B:
+        loss = loss + _all_pairs_loss(scores[:, full:], targets[:, full:])
+    return loss / n_groups
 
 
 def regress_loss(scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -55,10 +71,11 @@ def familiarity_loss(scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor
     return F.binary_cross_entropy_with_logits(scores, labels, reduction="none").mean(dim=1).sum()
 
 
-def training_loss(objective: str, scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Dispatch to the training loss of `objective`."""
+def training_loss(objective: str, scores: torch.Tensor, targets: torch.Tensor,
+                  pair_group: int | None = None) -> torch.Tensor:
+    """Dispatch to the training loss of `objective` (`pair_group`: see `rank_loss`'s `group`)."""
     if objective == "rank":
-        return rank_loss(scores, targets)
+        return rank_loss(scores, targets, pair_group)
     if objective == "regress":
         return regress_loss(scores, targets)
     if objective == "familiarity":

@@ -332,6 +332,7 @@ def test_constant_loss(planted):
     ({"n_members": 0}, "n_members must be a positive integer"),
     ({"validation_fraction": 0.9}, "validation_fraction"),
     ({"lr": 0.0}, "lr must be a positive number"),
+    ({"pair_group": 1}, "pair_group must be an integer >= 2 or None"),
 ])
 def test_bad_parameters_name_the_choices(planted, kwargs, match):
     with pytest.raises(ValueError, match=match):

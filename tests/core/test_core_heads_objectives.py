@@ -94,6 +94,21 @@ def test_rank_loss_is_bce_over_non_tied_pairs():
     torch.testing.assert_close(rank_loss(scores, targets), expected)
 
 
+def test_grouped_rank_loss_is_the_mean_over_groups_of_the_all_pairs_loss():
+    """pair_group g: pairs only inside consecutive groups of g rows; a shorter last group counts
+    like the others; each member's loss is the mean over its groups."""
+    torch.manual_seed(0)
+    scores, targets = torch.randn(3, 23), torch.randn(3, 23)
+    groups = [(0, 8), (8, 16), (16, 23)]
+    expected = sum(rank_loss(scores[:, a:b], targets[:, a:b]) for a, b in groups) / len(groups)
+    torch.testing.assert_close(rank_loss(scores, targets, group=8), expected)
+    torch.testing.assert_close(rank_loss(scores, targets, group=23), rank_loss(scores, targets))
+    # the gradient flows to every row, grouped or not
+    scores.requires_grad_(True)
+    rank_loss(scores, targets, group=8).backward()
+    assert bool((scores.grad != 0).all())
+
+
 def test_rank_loss_prefers_the_right_order():
     targets = torch.arange(8.0).unsqueeze(0)
     assert rank_loss(targets, targets) < rank_loss(-targets, targets)
