@@ -46,7 +46,11 @@ GAPS = ("none", "center")
 MODALITIES = ("data", "text")
 MIN_SAMPLES = 10
 FORMAT = "llm2loss-diagnoser/1"
-_PREDICT_CHUNK = 65536
+_PREDICT_CHUNK = 65536  # rows per chunk at most
+# Bytes of one chunk's widest activation (rows x members x width x 4). Kept below glibc's mmap
+# threshold (32 MiB at most), freed activations are reused from the heap instead of being mapped
+# and page-faulted afresh for every chunk: 1M x 512 through 5 MLP members went 3.9 s -> 2.4 s.
+_ACTIVATION_BYTES = 8 << 20
 
 
 @dataclass(frozen=True)
@@ -455,13 +459,14 @@ class LossDiagnoser:
     @torch.no_grad()
     def _raw_scores(self, Z: np.ndarray, prepare: Callable[[np.ndarray], np.ndarray] | None = None,
                     *, scale: bool = False) -> np.ndarray:
-        """Raw member scores (K, n) of rows `Z`, in chunks of `_PREDICT_CHUNK` rows (kept in
-        cache). `prepare` (if given) maps each chunk first; `scale=True` scores each row as if
-        L2-normalised (see `MemberHeads.forward`'s row_scale)."""
+        """Raw member scores (K, n) of rows `Z`, in chunks (see `_chunk_rows`). `prepare` (if
+        given) maps each chunk first; `scale=True` scores each row as if L2-normalised (see
+        `MemberHeads.forward`'s row_scale)."""
         self.heads_.eval()
         out = np.empty((self.n_members, len(Z)), dtype=np.float32)
-        for lo in range(0, len(Z), _PREDICT_CHUNK):
-            rows = np.ascontiguousarray(Z[lo:lo + _PREDICT_CHUNK])
+        step = self._chunk_rows()
+        for lo in range(0, len(Z), step):
+            rows = np.ascontiguousarray(Z[lo:lo + step])
             if prepare is not None:
                 rows = prepare(rows)
             row_scale = None
@@ -474,6 +479,12 @@ class LossDiagnoser:
             out[:, lo:lo + len(rows)] = self.heads_(chunk, row_scale).float().cpu().numpy()
             del chunk, rows  # free this chunk before the next one is prepared
         return out
+
+    def _chunk_rows(self) -> int:
+        """Rows per prediction chunk: as many as keep the widest activation within
+        `_ACTIVATION_BYTES`, between 1024 and `_PREDICT_CHUNK`."""
+        width = self.n_members * (self.hidden if self.arch == "mlp" else 1) * 4
+        return max(min(1024, _PREDICT_CHUNK), min(_PREDICT_CHUNK, _ACTIVATION_BYTES // width))
 
     def _output(self, raw: np.ndarray) -> np.ndarray:
         z = (raw - self.member_center_[:, None]) / self.member_scale_[:, None]
