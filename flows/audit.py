@@ -67,10 +67,11 @@ def make_task_runner(dask_settings: DaskSettings) -> DaskTaskRunner:
 def shared_local_cluster(cfg: Settings) -> Iterator[Settings]:
     """Settings whose Dask address is one LocalCluster kept for the whole `with` block.
 
-    Auditing several releases in a row then starts the workers once: they keep the encoder, the
-    dataset and the models they loaded (per-process caches), so a second audit does not pay for
-    process start-up, imports and model loading again. Settings that already name a cluster
-    are yielded unchanged. The local Prefect API is shared first, so the workers report to it.
+    Auditing several releases in a row then starts the workers once: they keep the encoder and
+    the dataset they loaded (per-process caches), so a second audit does not pay for process
+    start-up, imports and loading the encoder again (each release's own model is loaded anew).
+    Settings that already name a cluster are yielded unchanged. The local Prefect API is shared
+    first, so the workers report to it.
     """
     if cfg.dask.address:
         yield cfg

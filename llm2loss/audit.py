@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-from pydantic import BaseModel
+from pydantic import BaseModel, Field, ValidationError
 
 from llm2loss import layout
 from llm2loss.config import AuditSettings, DatasetSpec, ReleaseSpec, StoreSettings
@@ -39,8 +39,8 @@ ATTRIBUTE_PREFIX = "attr__"
 class StageSharding(BaseModel):
     """How a sharded stage splits the dataset: part i holds samples i*shard_size onwards."""
 
-    shard_size: int
-    n_shards: int
+    shard_size: int = Field(ge=1)
+    n_shards: int = Field(ge=0)
 
 
 class AuditPlan(BaseModel):
@@ -97,7 +97,7 @@ def get_encoder(spec: str) -> Any:
     return build_encoder(spec)
 
 
-@functools.lru_cache(maxsize=4)
+@functools.lru_cache(maxsize=2)  # workers outlive audits: keep few audited models alive
 def _model(release_json: str, store_json: str, cache_dir: str) -> Any:
     from llm2loss.losses import load_model
     from llm2loss.registry import fetch_weights
@@ -155,21 +155,49 @@ def recorded_sharding(store: ArtifactStore, prefix: str) -> StageSharding | None
     key = layout.sharding_key(prefix)
     if not store.exists(key):
         return None
-    return StageSharding.model_validate(store.read_json(key))
+    try:
+        return StageSharding.model_validate(store.read_json(key))
+    except ValidationError:
+        raise DataError(
+            f"{key} is not a valid sharding record (shard_size, n_shards); delete the stage "
+            f"{prefix} and rerun the audit to recompute it"
+        ) from None
+
+
+def _check_unrecorded_parts(store: ArtifactStore, prefix: str, sharding: StageSharding) -> None:
+    """Refuse parts written before shardings were recorded when they do not fit `sharding`.
+
+    Every part but the last must hold `shard_size` samples (its rows plus the samples it skipped),
+    and no part may lie beyond `n_shards`."""
+    for index, info in store.done_parts(prefix).items():
+        failures = _failures_key(prefix, index)
+        skipped = len(store.read_json(failures)) if store.exists(failures) else 0
+        if index >= sharding.n_shards or (
+            index < sharding.n_shards - 1 and info.rows + skipped != sharding.shard_size
+        ):
+            raise DataError(
+                f"stage {prefix} holds parts written, before shardings were recorded, with "
+                f"another shard size than {sharding.shard_size} (part {index}: {info.rows + skipped} "
+                "samples): rerun with the shard_size it was begun with, or delete the stage to "
+                "recompute it"
+            )
 
 
 def begin_stage(store_settings: StoreSettings, prefix: str, sharding: StageSharding) -> list[int]:
     """Record the stage's sharding (first time) and return its shards still to compute.
 
-    The record is written before any part, so every part of a stage comes from one split of the
-    dataset. A stage recorded with another sharding is refused (the plan adopts a recorded one,
-    so this means two audits planned the same stage differently at once).
+    The record is created atomically before any part, so every part of a stage comes from one
+    split of the dataset; once written it holds for good (even if nothing was computed yet). A
+    stage recorded with another sharding is refused: the plan adopts a recorded one, so this means
+    two audits began the same stage with different shard sizes at once.
     """
     store = get_store(store_settings)
     recorded = recorded_sharding(store, prefix)
     if recorded is None:
-        store.write_json(layout.sharding_key(prefix), sharding.model_dump())
-    elif recorded != sharding:
+        _check_unrecorded_parts(store, prefix, sharding)
+        if not store.create_json_if_absent(layout.sharding_key(prefix), sharding.model_dump()):
+            recorded = recorded_sharding(store, prefix)  # another run recorded it first
+    if recorded is not None and recorded != sharding:
         raise DataError(
             f"stage {prefix} was begun with shards of {recorded.shard_size} ({recorded.n_shards} "
             f"shards), but this audit planned shards of {sharding.shard_size}: rerun the audit "
@@ -290,6 +318,12 @@ def load_audit_data(store_settings: StoreSettings, plan: AuditPlan, *, seed: int
     store = get_store(store_settings)
     losses = store.read_stage_table(plan.losses_prefix).to_pandas()
     ids: list[str] = losses["id"].tolist()
+    repeated = losses["id"][losses["id"].duplicated()]
+    if len(repeated):
+        raise DataError(
+            f"the losses stage {plan.losses_prefix} lists {len(repeated)} ids twice (first "
+            f"{repeated.iloc[0]!r}); delete the stage and rerun the audit to recompute it"
+        )
     test_mask = np.array([is_test_id(i, seed=seed, test_fraction=test_fraction) for i in ids], dtype=bool)
     slot = np.empty(len(ids), dtype=np.int64)  # each sample's row in X_train or X_test
     slot[test_mask] = np.arange(int(test_mask.sum()))
@@ -310,7 +344,8 @@ def load_audit_data(store_settings: StoreSettings, plan: AuditPlan, *, seed: int
         X_test[slot[rows[in_test]]] = matrix[in_test]
         X_train[slot[rows[~in_test]]] = matrix[~in_test]
         found[rows] = True
-    if not found.all():  # samples with a loss but no embedding (their embedding failed): dropped
+    if not found.all():  # samples with a loss but no embedding (their embedding failed): dropped,
+        # at the price of one more copy of the kept rows in this (rare) case
         X_train, X_test = X_train[found[~test_mask]], X_test[found[test_mask]]
         losses = losses[found].reset_index(drop=True)
         ids, test_mask = losses["id"].tolist(), test_mask[found]

@@ -481,8 +481,9 @@ class LossDiagnoser:
         return out
 
     def _chunk_rows(self) -> int:
-        """Rows per prediction chunk: as many as keep the widest activation within
-        `_ACTIVATION_BYTES`, between 1024 and `_PREDICT_CHUNK`."""
+        """Rows per prediction chunk: as many as keep the hidden activations (rows x members x
+        width) within `_ACTIVATION_BYTES`, between 1024 and `_PREDICT_CHUNK`. (The input rows
+        of a chunk are usually a view of the query, not a new allocation.)"""
         width = self.n_members * (self.hidden if self.arch == "mlp" else 1) * 4
         return max(min(1024, _PREDICT_CHUNK), min(_PREDICT_CHUNK, _ACTIVATION_BYTES // width))
 

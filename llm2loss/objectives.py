@@ -48,17 +48,17 @@ def rank_loss(scores: torch.Tensor, targets: torch.Tensor, group: int | None = N
     (members with no non-tied pair contribute 0). With `group`, pairs are formed only inside
     consecutive groups of `group` rows (the minibatch is already in random order, so this is a
     random sample of its pairs): the cost per row falls from B to `group` pair terms, and each
-    member's loss is the mean over its groups (a last, shorter group counts like the others).
+    member's loss is the mean over its groups weighted by their rows (a last, shorter group
+    weighs less; one of a single row, with no pair, adds nothing and dilutes nothing much).
     """
     K, B = scores.shape
     if group is None or group >= B:
         return _all_pairs_loss(scores, targets)
     full = (B // group) * group
-    n_groups = B // group + (full < B)
-    loss = _all_pairs_loss(scores[:, :full].reshape(-1, group), targets[:, :full].reshape(-1, group))
+    loss = group * _all_pairs_loss(scores[:, :full].reshape(-1, group), targets[:, :full].reshape(-1, group))
     if full < B:
-        loss = loss + _all_pairs_loss(scores[:, full:], targets[:, full:])
-    return loss / n_groups
+        loss = loss + (B - full) * _all_pairs_loss(scores[:, full:], targets[:, full:])
+    return loss / B
 
 
 def regress_loss(scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

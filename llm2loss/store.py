@@ -252,6 +252,12 @@ class ArtifactStore:
         """Write `obj` as indented JSON at `key` (datetimes as ISO strings)."""
         self.write_bytes(key, json.dumps(obj, indent=2, sort_keys=True, default=str).encode())
 
+    def create_json_if_absent(self, key: str, obj: Any) -> bool:
+        """Write `obj` as JSON at `key` only if nothing is there; True when this call wrote it.
+
+        Atomic against a concurrent writer (a hard link locally, a conditional put on S3)."""
+        return self._backend.create_if_absent(check_key(key), json.dumps(obj, indent=2, sort_keys=True).encode())
+
     def upload(self, src: Path, key: str) -> None:
         """Copy the local file `src` to `key`."""
         src = Path(src)

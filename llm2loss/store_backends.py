@@ -93,6 +93,11 @@ class LocalBackend:
         for key in keys:
             self.path(key).unlink(missing_ok=True)
 
+    def create_if_absent(self, key: str, data: bytes) -> bool:
+        path = self.path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return self._create_exclusive(path, data)
+
     def acquire_lock(self, key: str, owner: str, ttl_s: float) -> bool:
         path = self.path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -313,6 +318,9 @@ class S3Backend:
         except NotFoundError:
             return False
         return True
+
+    def create_if_absent(self, key: str, data: bytes) -> bool:
+        return self._conditional("put_object", key, Body=data, IfNoneMatch="*")
 
     def acquire_lock(self, key: str, owner: str, ttl_s: float) -> bool:
         body = json.dumps({"owner": owner, "expires_at": time.time() + ttl_s}).encode()

@@ -95,14 +95,23 @@ def test_rank_loss_is_bce_over_non_tied_pairs():
 
 
 def test_grouped_rank_loss_is_the_mean_over_groups_of_the_all_pairs_loss():
-    """pair_group g: pairs only inside consecutive groups of g rows; a shorter last group counts
-    like the others; each member's loss is the mean over its groups."""
+    """pair_group g: pairs only inside consecutive groups of g rows; each member's loss is the
+    mean over its groups weighted by their rows (checked against pairs enumerated by hand)."""
     torch.manual_seed(0)
     scores, targets = torch.randn(3, 23), torch.randn(3, 23)
     groups = [(0, 8), (8, 16), (16, 23)]
-    expected = sum(rank_loss(scores[:, a:b], targets[:, a:b]) for a, b in groups) / len(groups)
+
+    def group_mean(k: int, a: int, b: int) -> torch.Tensor:
+        terms = [F.binary_cross_entropy_with_logits(scores[k, i] - scores[k, j], torch.tensor(1.0))
+                 for i, j in itertools.permutations(range(a, b), 2) if targets[k, i] > targets[k, j]]
+        return torch.stack(terms).mean()
+
+    expected = sum((b - a) * group_mean(k, a, b) for k in range(3) for a, b in groups) / 23
     torch.testing.assert_close(rank_loss(scores, targets, group=8), expected)
+    # a group as large as the minibatch is all pairs; a last group of one row has no pair
     torch.testing.assert_close(rank_loss(scores, targets, group=23), rank_loss(scores, targets))
+    torch.testing.assert_close(rank_loss(scores[:, :17], targets[:, :17], group=8),
+                               16 * rank_loss(scores[:, :16], targets[:, :16], group=8) / 17)
     # the gradient flows to every row, grouped or not
     scores.requires_grad_(True)
     rank_loss(scores, targets, group=8).backward()

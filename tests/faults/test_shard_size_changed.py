@@ -67,3 +67,57 @@ def test_a_stage_is_not_begun_twice_with_different_shardings(tmp_path, cache_dir
     with pytest.raises(DataError, match=rf"begun with shards of {SHARD_SIZE}.*planned shards of {OTHER_SIZE}.*rerun"):
         stages.begin_stage(cfg.store, plan.losses_prefix, other)
     assert stages.begin_stage(cfg.store, plan.losses_prefix, plan.losses_sharding) == list(range(N_SHARDS))
+
+
+def test_parts_written_before_shardings_were_recorded_must_fit_the_sharding(tmp_path, cache_dir, spam_releases):
+    """A stage from before the sharding record: resumed with its own shard size it is adopted and
+    recorded; with another one it is refused, naming the fix, and nothing is written."""
+    release, _ = spam_releases[0]
+    cfg, store = local_audit_setup(tmp_path, "", cache_dir, spam_releases[:1])
+    plan = plan_of(cfg, release)
+    for index in (0, 1):  # written the old way: no sharding record
+        stages.loss_shard(cfg.store, release, plan, index, cfg.cache_dir)
+    other = stages.StageSharding(shard_size=OTHER_SIZE, n_shards=-(-LIMIT // OTHER_SIZE))
+    with pytest.raises(DataError, match=rf"before shardings were recorded.*another shard size than {OTHER_SIZE}.*rerun with the shard_size"):
+        stages.begin_stage(cfg.store, plan.losses_prefix, other)
+    assert stages.recorded_sharding(store, plan.losses_prefix) is None
+    assert stages.begin_stage(cfg.store, plan.losses_prefix, plan.losses_sharding) == list(range(2, N_SHARDS))
+    assert stages.recorded_sharding(store, plan.losses_prefix) == plan.losses_sharding
+
+
+@pytest.mark.parametrize("backend", ["local", "s3"])
+def test_two_runs_beginning_a_stage_at_once_agree_on_one_sharding(backend, request, tmp_path):
+    """Both check for a record, find none and write one: the record is created atomically, so
+    exactly one sharding wins and the other run is refused (20 rounds, two threads each)."""
+    import threading
+
+    from llm2loss.config import StoreSettings
+
+    if backend == "s3":
+        s3 = request.getfixturevalue("s3_store")
+        settings = StoreSettings(uri=s3.uri, endpoint_url=request.getfixturevalue("s3_server").endpoint_url)
+    else:
+        settings = StoreSettings(uri=str(tmp_path / "store"))
+    shardings = [stages.StageSharding(shard_size=SHARD_SIZE, n_shards=N_SHARDS),
+                 stages.StageSharding(shard_size=OTHER_SIZE, n_shards=-(-LIMIT // OTHER_SIZE))]
+    for round_ in range(20):
+        prefix = f"race/r{round_}/embeddings"
+        barrier = threading.Barrier(2)
+        outcome: dict[int, object] = {}
+
+        def begin(i: int) -> None:
+            barrier.wait()
+            try:
+                outcome[i] = stages.begin_stage(settings, prefix, shardings[i])
+            except DataError as exc:
+                outcome[i] = exc
+
+        threads = [threading.Thread(target=begin, args=(i,)) for i in (0, 1)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        winners = [i for i in (0, 1) if isinstance(outcome[i], list)]
+        assert len(winners) == 1, outcome
+        assert stages.recorded_sharding(stages.get_store(settings), prefix) == shardings[winners[0]]
+        assert "was begun with shards of" in str(outcome[1 - winners[0]])

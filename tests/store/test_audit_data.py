@@ -120,3 +120,32 @@ def test_the_whole_analysis_stage_copies_the_embeddings_at_most_once(tmp_path):
         tracemalloc.stop()
     assert metrics["split"]["train"] + metrics["split"]["test"] == n
     assert peak < 2.0 * n * DIM * 4, f"peak {peak / (n * DIM * 4):.2f}x the matrix"
+
+
+def test_a_losses_stage_listing_an_id_twice_is_refused(tmp_path):
+    import pytest
+
+    from llm2loss.errors import DataError
+
+    store_settings = StoreSettings(uri=str(tmp_path / "store"))
+    store, plan = ArtifactStore(store_settings.uri), _plan(800)
+    X = np.random.default_rng(3).normal(size=(800, DIM)).astype(np.float32)
+    _write_stages(store, plan, X, set(), set())
+    twice = pa.table({"id": ["s00005", "s00006"], "loss": [1.0, 2.0]})
+    parts = store.read_stage_manifest(plan.losses_prefix)["parts"]
+    parts.append(store.write_part(plan.losses_prefix, len(parts), twice))
+    store.write_stage_manifest(plan.losses_prefix, parts, {"failures": []})
+    with pytest.raises(DataError, match=r"lists 2 ids twice \(first 's00005'\).*rerun"):
+        load_audit_data(store_settings, plan)
+
+
+def test_a_malformed_sharding_record_names_the_key_and_the_fix(tmp_path):
+    import pytest
+
+    from llm2loss.audit import recorded_sharding
+    from llm2loss.errors import DataError
+
+    store, plan = ArtifactStore(str(tmp_path / "store")), _plan()
+    store.write_json(layout.sharding_key(plan.losses_prefix), {"shard_size": 0, "n_shards": 3})
+    with pytest.raises(DataError, match=r"sharding.json is not a valid sharding record.*rerun"):
+        recorded_sharding(store, plan.losses_prefix)
