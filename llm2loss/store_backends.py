@@ -94,6 +94,7 @@ class LocalBackend:
             self.path(key).unlink(missing_ok=True)
 
     def create_if_absent(self, key: str, data: bytes) -> bool:
+        """Create the file at `key` holding `data` unless it exists; True when created."""
         path = self.path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         return self._create_exclusive(path, data)
@@ -320,18 +321,19 @@ class S3Backend:
         return True
 
     def create_if_absent(self, key: str, data: bytes) -> bool:
+        """Put `data` at `key` unless an object is there (If-None-Match: *); True when put."""
         return self._conditional("put_object", key, Body=data, IfNoneMatch="*")
 
     def acquire_lock(self, key: str, owner: str, ttl_s: float) -> bool:
         body = json.dumps({"owner": owner, "expires_at": time.time() + ttl_s}).encode()
-        if self._conditional("put_object", key, Body=body, IfNoneMatch="*"):
+        if self.create_if_absent(key, body):
             return True
         try:
             with self._errors("read lock", key):
                 got = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
                 held, etag = json.loads(got["Body"].read() or b"{}"), got["ETag"]
         except NotFoundError:  # released between our put and our read: try once more
-            return self._conditional("put_object", key, Body=body, IfNoneMatch="*")
+            return self.create_if_absent(key, body)
         if held.get("owner") == owner:  # our own lock: extend its expiry
             return self._conditional("put_object", key, Body=body, IfMatch=etag)
         if held.get("expires_at", 0) > time.time():
