@@ -264,7 +264,7 @@ def _audit(cfg: Settings, release: ReleaseSpec, *, progress: bool) -> dict[str, 
     stage_seconds["plan"] = time.perf_counter() - start
 
     # Verified even when sealed: a part corrupted since is recomputed, never read as good.
-    pending = t.pending_shards(store_settings, plan.embeddings_prefix, plan.embeddings_sharding)
+    pending = t.begin_stage(store_settings, plan.embeddings_prefix, plan.embeddings_sharding)
     embed = {"shards": 0, "rows": 0, "skipped": 0, "seconds": 0.0, "compute_seconds": 0.0, "reused": not pending}
     if pending:
         embed.update(_run_shards(t.embed_shard, pending, what="embed", gpu=cfg.dask.gpu, progress=progress,
@@ -273,7 +273,7 @@ def _audit(cfg: Settings, release: ReleaseSpec, *, progress: bool) -> dict[str, 
         t.seal_stage(store_settings, plan.embeddings_prefix, plan.embeddings_sharding.n_shards)
     stage_seconds["embed"] = embed["seconds"]
 
-    pending = t.pending_shards(store_settings, plan.losses_prefix, plan.losses_sharding)
+    pending = t.begin_stage(store_settings, plan.losses_prefix, plan.losses_sharding)
     losses = _run_shards(t.loss_shard, pending, what="losses", gpu=cfg.dask.gpu, progress=progress,
                          args=(store_settings, release, plan, cache_dir))
     sealed = t.seal_stage(store_settings, plan.losses_prefix, plan.losses_sharding.n_shards)

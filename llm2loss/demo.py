@@ -86,9 +86,8 @@ def run_demo(cfg: Settings, *, limit: int | None = None, console: Console | None
             console.print(f"[bold]3.[/] audit of {DEMO_MODEL}@{version} already completed at {done['completed_at']}")
             manifests[version] = done
     todo = [v for v in versions if v not in manifests]
-    with contextlib.ExitStack() as stack:
-        # One set of Dask workers for every audit still to run.
-        audit_cfg = stack.enter_context(shared_local_cluster(cfg)) if todo else cfg
+    # One set of Dask workers for every audit still to run (none to start when all are done).
+    with shared_local_cluster(cfg) if todo else contextlib.nullcontext(cfg) as audit_cfg:
         for version in todo:
             console.print(f"[bold]3.[/] auditing {DEMO_MODEL}@{version} through the Prefect flow ...")
             start = time.perf_counter()

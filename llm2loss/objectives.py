@@ -51,7 +51,7 @@ def rank_loss(scores: torch.Tensor, targets: torch.Tensor, group: int | None = N
     member's loss is the mean over its groups weighted by their rows (a last, shorter group
     weighs less; one of a single row, with no pair, adds nothing and dilutes nothing much).
     """
-    K, B = scores.shape
+    B = scores.shape[1]
     if group is None or group >= B:
         return _all_pairs_loss(scores, targets)
     full = (B // group) * group

@@ -62,8 +62,8 @@ def plan_audit(
     return plan
 
 
-@task(name="pending-shards", cache_policy=NO_CACHE, **IO_RETRIES)
-def pending_shards(store: StoreSettings, prefix: str, sharding: audit.StageSharding) -> list[int]:
+@task(name="begin-stage", cache_policy=NO_CACHE, **IO_RETRIES)
+def begin_stage(store: StoreSettings, prefix: str, sharding: audit.StageSharding) -> list[int]:
     """Record the stage's sharding; the shards whose part is missing or fails its checksum."""
     pending = audit.begin_stage(store, prefix, sharding)
     get_run_logger().info("%s: %d of %d shards of %d to compute", prefix, len(pending), sharding.n_shards,
