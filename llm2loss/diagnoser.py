@@ -57,7 +57,8 @@ _ACTIVATION_BYTES = 8 << 20
 class Comparison:
     """Row-wise comparison of a against b over the ensemble members.
 
-    p_higher: (k,) fraction of members scoring a above b.
+    p_higher: (k,) fraction of members scoring a above b, a tie counting one half; NaN with a
+        single member, which can show no disagreement and so gives no probability.
     differences: (n_members, k) member score of a minus member score of b.
     quartiles: (5, k) min, q1, median, q3, max of the differences.
     """
@@ -65,6 +66,18 @@ class Comparison:
     p_higher: np.ndarray
     differences: np.ndarray
     quartiles: np.ndarray
+
+
+def p_higher(differences: np.ndarray) -> np.ndarray:
+    """P(a above b) per column of member differences (K, k): ties count one half.
+
+    A zero difference is no evidence either way, so `compare(X, X)` gives 0.5, never 0. With one
+    member there is no spread to read a probability from: NaN.
+    """
+    diff = np.asarray(differences, dtype=np.float64)
+    if diff.shape[0] < 2:
+        return np.full(diff.shape[1:], np.nan)
+    return (diff > 0).mean(axis=0) + 0.5 * (diff == 0).mean(axis=0)
 
 
 def _check_choice(value: object, choices: tuple[str, ...], what: str) -> None:
@@ -192,6 +205,10 @@ class LossDiagnoser:
         training that batching the members cannot share, so sampling makes the 5-member fit
         cheaper; on 12 synthetic data sets (benchmarks/tune_core.py) groups of 64 and 32 gave the
         same held-out Spearman as all pairs (differences within +-0.001, better on about half).
+    bootstrap: each member trains on its own bootstrap resample of the training rows (default),
+        so the members' spread reflects how much the answer depends on the data drawn, not only
+        on initialisation and data order; members that differ only by their seed agree even where
+        the data cannot support an answer (benchmarks/bench_trust.py measures the calibration).
 
     Fitted attributes: dim_, data_mean_, text_mean_ (None without text_reference), heads_,
     device_, n_epochs_ (epochs run), validation_scores_ (per member at its best epoch: Spearman
@@ -212,7 +229,7 @@ class LossDiagnoser:
                  lr: float | None = None, weight_decay: float = 1e-2, early_stopping: bool = True,
                  patience: int = 5, validation_fraction: float = 0.15,
                  negatives: str = "random", mixed_precision: bool = False,
-                 pair_group: int | None = 64) -> None:
+                 pair_group: int | None = 64, bootstrap: bool = True) -> None:
         self.objective = objective
         self.arch = arch
         self.n_members = n_members
@@ -230,6 +247,7 @@ class LossDiagnoser:
         self.negatives = negatives
         self.mixed_precision = mixed_precision
         self.pair_group = pair_group
+        self.bootstrap = bootstrap
 
     # ------------------------------------------------------------------ parameters
     def get_params(self) -> dict[str, Any]:
@@ -237,7 +255,7 @@ class LossDiagnoser:
         return {k: getattr(self, k) for k in (
             "objective", "arch", "n_members", "random_state", "gap", "device", "hidden",
             "max_epochs", "batch_size", "lr", "weight_decay", "early_stopping", "patience",
-            "validation_fraction", "negatives", "mixed_precision", "pair_group")}
+            "validation_fraction", "negatives", "mixed_precision", "pair_group", "bootstrap")}
 
     def _check_params(self) -> None:
         _check_choice(self.objective, OBJECTIVES, "objective")
@@ -251,6 +269,8 @@ class LossDiagnoser:
         if self.pair_group is not None and (not isinstance(self.pair_group, int) or self.pair_group < 2):
             raise ValueError(f"pair_group must be an integer >= 2 or None (all pairs of a minibatch), "
                              f"got {self.pair_group!r}")
+        if not isinstance(self.bootstrap, bool):
+            raise ValueError(f"bootstrap must be True or False, got {self.bootstrap!r}")
         if self.lr is not None and not self.lr > 0:
             raise ValueError(f"lr must be a positive number or None (arch default), got "
                              f"{self.lr!r}")
@@ -338,11 +358,12 @@ class LossDiagnoser:
         best_state = [heads.member_state(k) for k in range(K)]
         stale = torch.zeros(K, dtype=torch.long)
         self.n_epochs_ = 0
+        member_rows = self._member_rows(train_rows, K, gen)  # (K, n_tr) rows each member sees
         for _epoch in range(self.max_epochs):
             heads.train()
             perms = torch.argsort(torch.rand(K, n_tr, generator=gen), dim=1).to(dev)
             for lo, hi in zip(bounds[:-1], bounds[1:]):
-                idx = train_rows[perms[:, lo:hi]]
+                idx = torch.gather(member_rows, 1, perms[:, lo:hi])
                 xb, yb = Zt[idx], y_all[idx]
                 if self.objective == "familiarity":
                     xb, yb = self._with_negatives(xb, moments, gen)
@@ -371,6 +392,14 @@ class LossDiagnoser:
             self.validation_scores_ = (-best if self.objective == "rank" else best).tolist()
         heads.eval()
         return heads
+
+    def _member_rows(self, train_rows: torch.Tensor, K: int, gen: torch.Generator) -> torch.Tensor:
+        """Each member's training rows, (K, n_tr): a bootstrap resample each, or all rows."""
+        n_tr = len(train_rows)
+        if not self.bootstrap:
+            return train_rows.unsqueeze(0).expand(K, n_tr)
+        draw = torch.randint(0, n_tr, (K, n_tr), generator=gen).to(train_rows.device)
+        return train_rows[draw]
 
     def _with_negatives(self, xb: torch.Tensor, moments: tuple[torch.Tensor, torch.Tensor],
                         gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -519,7 +548,7 @@ class LossDiagnoser:
         ma = self._output(self._query_scores(*self._prepare(A, modality, "Xa", text_mean)))
         mb = self._output(self._query_scores(*self._prepare(B, modality, "Xb", text_mean)))
         diff = ma - mb
-        return Comparison(p_higher=(diff > 0).mean(axis=0), differences=diff,
+        return Comparison(p_higher=p_higher(diff), differences=diff,
                           quartiles=np.quantile(diff, [0.0, 0.25, 0.5, 0.75, 1.0], axis=0))
 
     # ------------------------------------------------------------------ save / load
