@@ -10,7 +10,8 @@ cos(x, a) - cos(x, b), the `k` with the highest margin describe a and the `k` wi
 describe b. The question "is a worse than b" is about samples that look more like a than like b,
 and two phrases' independent neighbourhoods often overlap (short phrases sit close together
 against whole documents), so the margin is the retrieval the comparison needs. `k` is a fixed
-share of the held-out samples (`RETRIEVE_FRACTION`, clipped to [`RETRIEVE_MIN`, `RETRIEVE_MAX`]).
+share of the held-out samples (`RETRIEVE_FRACTION`, clipped to [`RETRIEVE_MIN`, `RETRIEVE_MAX`] and
+to half of the held-out samples).
 
 Measured values come with a bootstrap `INTERVAL` interval (percentile bootstrap over the retrieved
 samples, `N_BOOT` resamples, fixed seed: the same question always gets the same answer).
@@ -34,6 +35,7 @@ from llm2loss.errors import DataError
 RETRIEVE_FRACTION = 0.05
 RETRIEVE_MIN = 20
 RETRIEVE_MAX = 200
+MIN_SAMPLES = 6
 N_BOOT = 1000
 INTERVAL = 0.90
 N_EXAMPLES = 5
@@ -110,9 +112,9 @@ class Reference:
                  text_mean: Any = None) -> None:
         X = np.asarray(X, dtype=np.float32)
         loss = np.asarray(loss, dtype=np.float64)
-        if X.ndim != 2 or len(X) < 2 * RETRIEVE_MIN:
-            raise DataError(f"a Reference needs a 2-D matrix of at least {2 * RETRIEVE_MIN} "
-                            f"held-out samples, got shape {X.shape}; use more held-out data")
+        if X.ndim != 2 or len(X) < MIN_SAMPLES:
+            raise DataError(f"a Reference needs a 2-D matrix of at least {MIN_SAMPLES} held-out "
+                            f"samples, got shape {X.shape}; use more held-out data")
         n = len(X)
         if loss.shape != (n,) or not np.isfinite(loss).all():
             raise DataError(f"a Reference needs one finite loss per row of X ({n}), got shape "
@@ -133,7 +135,7 @@ class Reference:
         self.text_mean = None if text_mean is None else np.asarray(text_mean, dtype=np.float32)
         self.Z = _unit_rows(X - self.data_mean if self.data_mean is not None else X)
         self.loss = loss
-        self.k = int(np.clip(round(RETRIEVE_FRACTION * n), RETRIEVE_MIN,
+        self.k = int(np.clip(round(RETRIEVE_FRACTION * n), min(RETRIEVE_MIN, n // 2),
                              min(RETRIEVE_MAX, n // 2)))
         self._sorted_loss = np.sort(loss)
 

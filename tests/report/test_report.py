@@ -194,12 +194,20 @@ def test_optional_sections_are_left_out(rendered: Rendered, tmp_path: Path) -> N
 def test_uncertain_findings_are_labelled(rendered: Rendered) -> None:
     metrics = copy.deepcopy(rendered.metrics)
     row = max(metrics["comparisons"]["rows"], key=lambda r: abs(r["percentile_quartiles"][2]))
-    row["p_a_worse"] = 0.6
+    row.update(p_a_worse=0.6, verdict="a worse", reason=None, measured_diff=0.5,
+               measured_low=0.1, measured_high=0.9)
     sentence = next(s for s in headline_findings(metrics) if f"'{row['a']}' fails more" in s)
-    assert sentence.startswith("Uncertain:") and "P(a worse than b) = 0.60" in sentence
-    row["p_a_worse"] = 0.05
-    sentence = next(s for s in headline_findings(metrics) if f"'{row['b']}' is estimated" in s)
+    # a stated verdict whose own P does not back it (a tampered metrics.json) is not stated
+    assert sentence.startswith("Uncertain") and "P(a worse than b) = 0.60" in sentence
+    assert sentence.verdict == "uncertain" and "members disagree" in sentence.reason
+    row.update(p_a_worse=0.05, verdict="b worse", measured_diff=-0.5, measured_low=-0.9,
+               measured_high=-0.1)
+    sentence = next(s for s in headline_findings(metrics) if f"'{row['b']}' fails more" in s)
     assert "P = 0.95" in sentence and not sentence.startswith("Uncertain")
+    assert sentence.verdict == "b worse" and sentence.examples
+    row.update(verdict="b worse", measured_diff=0.5)  # measurement points the other way
+    sentence = next(s for s in headline_findings(metrics) if f"'{row['a']}' fails more" in s)
+    assert sentence.startswith("Uncertain") and "same way" in sentence.reason
     assert [is_uncertain(p) for p in (0.19, 0.2, 0.5, 0.8, 0.81, None)] == [
         False, True, True, True, False, True]
 
