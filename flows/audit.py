@@ -280,7 +280,8 @@ def _audit(cfg: Settings, release: ReleaseSpec, *, progress: bool) -> dict[str, 
     stage_seconds["losses"] = losses["seconds"]
 
     start = time.perf_counter()
-    metrics = t.train_and_analyse.submit(store_settings, release, plan, settings).result()
+    metrics = t.train_and_analyse.submit(store_settings, release, plan, settings,
+                                         cache_dir).result()
     stage_seconds["train_and_analyse"] = time.perf_counter() - start
 
     start = time.perf_counter()

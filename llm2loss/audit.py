@@ -31,6 +31,7 @@ from pydantic import BaseModel, Field, ValidationError
 from llm2loss import layout
 from llm2loss.config import AuditSettings, DatasetSpec, ReleaseSpec, StoreSettings
 from llm2loss.errors import DataError
+from llm2loss.held_out import write_held_out
 from llm2loss.store import ArtifactStore
 
 ATTRIBUTE_PREFIX = "attr__"
@@ -357,9 +358,12 @@ def train_and_analyse(
     release: ReleaseSpec,
     plan: AuditPlan,
     settings: AuditSettings,
+    cache_dir: str | None = None,
 ) -> dict[str, Any]:
     """Fit every configured diagnoser on the train split, evaluate on the test split, save them.
 
+    Also writes the held-out samples (`llm2loss.held_out`) that phrase findings are grounded in,
+    with previews of each sample read from the source when `cache_dir` is given.
     Returns the metrics dict (JSON-able) that the report renders.
     """
     from llm2loss.analysis import analyse
@@ -378,6 +382,8 @@ def train_and_analyse(
     attributes = _attribute_frame(losses)
     correct = losses["correct"].to_numpy() if "correct" in losses else None
     encoder = get_encoder(plan.encoder_spec)
+    ids_test = [i for i, held in zip(data["ids"], test_mask) if held]
+    previews_test = _previews(release, cache_dir, ids_test)
     result = analyse(
         X_train=X_train,
         loss_train=losses["loss"].to_numpy()[~test_mask],
@@ -390,7 +396,13 @@ def train_and_analyse(
         vocabularies=vocabularies_for(plan.modality, settings.vocabularies),
         attribute_phrases=_attribute_phrases(release, attributes),
         modality=plan.modality,
+        ids_test=ids_test,
+        previews_test=previews_test,
     )
+    held_out = write_held_out(
+        store, layout.held_out_key(release.model, release.version), ids_test, X_test,
+        losses["loss"].to_numpy()[test_mask],
+        None if correct is None else 1.0 - correct[test_mask].astype(np.float64), previews_test)
     for name, diagnoser in result.diagnosers.items():
         objective, arch = name.split("-", 1)
         with tempfile.TemporaryDirectory() as tmp:
@@ -398,7 +410,17 @@ def train_and_analyse(
             store.upload_dir(Path(tmp), layout.diagnoser_prefix(release.model, release.version, objective, arch))
     metrics = result.metrics
     metrics["split"] = {"train": int((~test_mask).sum()), "test": int(test_mask.sum())}
+    metrics["held_out"] = held_out.model_dump()
     return metrics
+
+
+def _previews(release: ReleaseSpec, cache_dir: str | None, ids: list[str]) -> list[str]:
+    """Previews of the held-out samples from the source ("" each without a cache_dir)."""
+    if cache_dir is None:
+        return [""] * len(ids)
+    from llm2loss.sources.previews import previews
+
+    return previews(get_source(release.dataset, cache_dir), ids)
 
 
 def _attribute_frame(losses: pd.DataFrame) -> pd.DataFrame:

@@ -111,6 +111,12 @@ def diagnoser_prefix(model: str, version: str, objective: str, arch: str) -> str
     return f"{audit_prefix(model, version)}/diagnosers/{objective}-{arch}"
 
 
+def held_out_key(model: str, version: str) -> str:
+    """Key of an audit's held-out samples (id, loss, error, preview, embedding): the truth that
+    phrase findings are grounded in, read back by queries on the finished audit."""
+    return f"{audit_prefix(model, version)}/reference/held-out.parquet"
+
+
 def report_prefix(model: str, version: str) -> str:
     """Folder of an audit's report (index.html, report.md, metrics.json, figures)."""
     return f"{audit_prefix(model, version)}/report"

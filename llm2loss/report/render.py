@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import html
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +30,10 @@ th,td{border:1px solid #cbd5e0;padding:.25rem .5rem;text-align:left;vertical-ali
 th{background:#edf2f7} td.num{text-align:right;font-variant-numeric:tabular-nums}
 .note{color:#4a5568;font-size:.85rem} .uncertain{color:#975a16}
 img{max-width:100%;border:1px solid #e2e8f0;margin:.5rem 0} ul.findings li{margin:.35rem 0}
+img.thumb{width:64px;margin:0} details.examples{margin:.2rem 0 .4rem;font-size:.85rem}
+details.examples td{max-width:46rem;overflow-wrap:anywhere}
+.verdict{font-size:.75rem;padding:0 .35rem;border-radius:.6rem;background:#c6f6d5;color:#22543d}
+.verdict.uncertain{background:#fefcbf;color:#744210}
 """
 
 
@@ -77,8 +82,10 @@ def build_sections(metrics: dict[str, Any], regression: dict[str, Any] | None, *
     sections = [
         Section("summary", "Summary", [], [tables.summary_table(metrics)], []),
         Section("findings", "Headline findings",
-                ["Findings whose ensemble members disagree (P between 0.2 and 0.8) are marked "
-                 "Uncertain."], [], [], bullets=headline_findings(metrics)),
+                ["A phrase finding is stated only when the ensemble members agree and the "
+                 "held-out samples the phrases describe measure the same thing (and, where labels "
+                 "exist, the encoder separates the phrases); otherwise it is marked Uncertain "
+                 "with the reason. Each finding lists the held-out samples behind it."], [], [], bullets=headline_findings(metrics)),
         Section("validity", "Per-sample validity", [], [tables.validity_table(metrics)], []),
         Section("familiarity", "Familiarity",
                 [] if fam.get("available") else [f"Not computed: {fam.get('reason')}."],
@@ -138,16 +145,51 @@ def html_table(table: Table) -> str:
             f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
 
 
-def _html_bullet(text: str) -> str:
-    cls = ' class="uncertain"' if text.startswith("Uncertain") else ""
-    return f"<li{cls}>{html.escape(text)}</li>"
+_THUMBNAIL = re.compile(r"data:image/png;base64,[A-Za-z0-9+/]+={0,2}")
+_SPACE = re.compile(r"\s+")
+
+
+def _preview_html(preview: Any) -> str:
+    """An example's preview: an inline PNG thumbnail (strictly a base64 PNG data URI) or text."""
+    text = str(preview or "")
+    if _THUMBNAIL.fullmatch(text):
+        return f'<img class="thumb" src="{text}" alt="example sample">'
+    return html.escape(_SPACE.sub(" ", text)) or '<span class="note">(no preview)</span>'
+
+
+def _examples_html(examples: Any, key: str) -> str:
+    """The example samples behind a finding, in a collapsible table."""
+    if not examples:
+        return ""
+    rows = "".join(
+        f"<tr><td>{html.escape(str(e.get('side') or ''))}</td><td>{html.escape(str(e.get('id')))}"
+        f'</td><td class="num">{html.escape(fmt(e.get("loss")))}</td>'
+        f"<td>{_preview_html(e.get('preview'))}</td></tr>"
+        for e in examples if isinstance(e, dict))
+    return (f'<details class="examples"><summary>{len(examples)} held-out samples behind this '
+            f'finding</summary><table id="table-{html.escape(key)}"><thead><tr><th>phrase</th><th>id</th><th>loss</th>'
+            f"<th>sample</th></tr></thead><tbody>{rows}</tbody></table></details>")
+
+
+def _html_bullet(text: str, key: str) -> str:
+    verdict = getattr(text, "verdict", None)
+    uncertain = verdict == "uncertain" or text.startswith("Uncertain")
+    cls = ' class="uncertain"' if uncertain else ""
+    badge = ""
+    if verdict is not None:
+        label = "uncertain" if uncertain else "stated"
+        badge = f'<span class="verdict {label}">{label}</span> '
+    return (f"<li{cls}>{badge}{html.escape(text)}"
+            f"{_examples_html(getattr(text, 'examples', ()), key)}</li>")
 
 
 def html_section(section: Section) -> str:
     parts = [f'<section id="{section.key}"><h2>{html.escape(section.title)}</h2>']
     parts += [f"<p>{html.escape(p)}</p>" for p in section.paragraphs]
     if section.bullets is not None:
-        parts.append('<ul class="findings">' + "".join(map(_html_bullet, section.bullets)) + "</ul>")
+        parts.append('<ul class="findings">' + "".join(
+            _html_bullet(b, f"{section.key}-examples-{i}") for i, b in enumerate(section.bullets))
+            + "</ul>")
     parts += [f'<img src="{f.data_uri()}" alt="{html.escape(f.alt)}" data-file="{f.name}">'
               for f in section.figures]
     parts += [html_table(t) for t in section.tables]
@@ -185,7 +227,15 @@ def markdown_section(section: Section, *, with_figures: bool = True) -> str:
     lines = [f"## {md_escape(section.title)}", ""]
     lines += [md_escape(p) + "\n" for p in section.paragraphs]
     if section.bullets is not None:
-        lines += [f"- {md_escape(b)}" for b in section.bullets] + [""]
+        for bullet in section.bullets:
+            lines.append(f"- {md_escape(bullet)}")
+            for e in getattr(bullet, "examples", ())[:6]:
+                preview = str(e.get("preview") or "")
+                shown = "(image)" if preview.startswith("data:image/") else \
+                    _SPACE.sub(" ", preview)[:160]
+                lines.append(f"  - {md_escape(e.get('side') or '')} `{md_escape(e.get('id'))}` "
+                             f"(loss {md_escape(fmt(e.get('loss')))}): {md_escape(shown)}")
+        lines.append("")
     if with_figures:
         lines += [f"![{md_escape(f.alt)}]({f.name})\n" for f in section.figures]
     lines += [markdown_table(t) for t in section.tables]

@@ -270,3 +270,25 @@ def test_reports_of_single_objective_audits(objective: str, first_finding: str,
     assert parser.sections[:5] == SECTIONS[:5]
     familiarity = "Not computed: no familiarity diagnoser was configured."
     assert (familiarity in (tmp_path / "report.md").read_text()) == (objective != "familiarity")
+
+
+def test_examples_behind_findings_are_escaped(rendered: Rendered, tmp_path: Path) -> None:
+    metrics = copy.deepcopy(rendered.metrics)
+    row = metrics["comparisons"]["rows"][0]
+    thumb = "data:image/png;base64,iVBORw0KGgo="
+    row["examples_a"] = [{"id": XSS, "preview": XSS, "loss": 1.0, "side": "a"},
+                         {"id": "img", "preview": thumb, "loss": 2.0, "side": "a"},
+                         {"id": "fake", "preview": 'data:image/png;base64,AA" onerror="alert(1)',
+                          "loss": 3.0, "side": "a"}]
+    render_report(metrics, tmp_path)
+    page = (tmp_path / "index.html").read_text(encoding="utf-8")
+    parser = ReportParser()
+    parser.feed(page)
+    assert XSS not in page and "&lt;script&gt;" in page
+    assert thumb in parser.images  # a real base64 PNG thumbnail is shown as an image
+    assert not any("onerror" in src for src in parser.images)  # anything else stays text
+    assert "script" not in parser.tags
+    examples = [rows for key, rows in parser.tables.items() if "examples" in key]
+    assert examples and any(XSS in cell for rows in examples for r in rows for cell in r)
+    markdown = (tmp_path / "report.md").read_text(encoding="utf-8")
+    assert "<script>" not in markdown and "(image)" in markdown
