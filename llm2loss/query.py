@@ -236,8 +236,9 @@ class AuditQuery:
         """The vocabulary phrases with the highest estimated loss, and the least familiar ones.
 
         Returns {"highest_loss": [rows], "least_familiar": [rows] or None}; rows have phrase,
-        mean, std, q0..q4 (estimated loss, or familiarity logits) and `familiarity`, the members'
-        mean P(familiar) of the phrase.
+        mean, std, q0..q4 (raw estimated loss scores, or familiarity logits), `percentile` and
+        `percentile_std` (the estimated loss among held-out samples, as in the report) and
+        `familiarity`, the members' mean P(familiar) of the phrase.
         """
         from llm2loss.insights import discover
 
@@ -248,11 +249,15 @@ class AuditQuery:
             familiarity=self.diagnosers.get(FAMILIARITY_DIAGNOSER),
         ).to_dict()
         probability = self.familiarity(emb)
-        if probability is not None:
-            by_phrase = dict(zip(phrases, probability.mean(axis=0).tolist()))
-            for rows in (found["highest_loss"], found["least_familiar"] or []):
-                for row in rows:
-                    row["familiarity"] = by_phrase[row["phrase"]]
+        pct = self._percentiles(emb)
+        for rows in (found["highest_loss"], found["least_familiar"] or []):
+            for row in rows:
+                i = phrases.index(row["phrase"])
+                if probability is not None:
+                    row["familiarity"] = float(probability[:, i].mean())
+                if pct is not None:
+                    row["percentile"] = float(pct[:, i].mean())
+                    row["percentile_std"] = float(pct[:, i].std())
         return found
 
 

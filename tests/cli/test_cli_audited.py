@@ -137,12 +137,16 @@ def test_compare_prints_p_quartiles_and_an_honest_sentence(audited):
     row = json.loads(result.stdout)
     p = row["p_a_worse"]
     assert 0.0 <= p <= 1.0 and row["q1"] <= row["q2"] <= row["q3"]
-    assert row["uncertain"] == (0.2 <= p <= 0.8)
+    assert row["verdict"] in ("a worse", "b worse", "uncertain")
+    assert row["uncertain"] == (row["verdict"] == "uncertain")
     if row["uncertain"]:
-        assert row["sentence"].startswith("Uncertain")
-    else:
-        assert ("worse" if p > 0.5 else "better") in row["sentence"].split("(")[0]
-    assert f"P = {p:.2f}" in row["sentence"] or f"P(worse) = {p:.2f}" in row["sentence"]
+        assert row["sentence"].startswith("Uncertain") and row["reason"]
+    else:  # stated: members agree and the measured gap of the retrieved samples backs it
+        worse = a if row["verdict"] == "a worse" else b
+        assert row["sentence"].startswith(f'The model does worse on "{worse}"')
+        assert (row["measured_low"] > 0) == (row["verdict"] == "a worse")
+    assert f"P(a worse) = {p:.2f}" in row["sentence"]
+    assert row["n_a"] > 0 and row["n_b"] > 0 and len(row["examples_a"]) <= 5
     swapped = json.loads(run("compare", f"{MODEL}@v2", b, a, "--store", audited["store"], "--json").stdout)
     assert swapped["q2"] == pytest.approx(-row["q2"], abs=1e-5)
     table = run("compare", f"{MODEL}@v2", a, b, "--store", audited["store"])
