@@ -19,13 +19,12 @@ from typing import Any, Iterator
 import dask
 import psutil
 from prefect import flow, get_run_logger
-from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
-from prefect.events import emit_event
 from prefect.exceptions import MissingContextError
 from prefect.futures import as_completed
 from prefect_dask import DaskTaskRunner
 
-from flows.events import AUDIT_COMPLETED, release_resource
+from flows.artifacts import artifact_key, publish_audit_artifacts
+from flows.events import emit_audit_events
 from llm2loss import audit, layout, registry
 from llm2loss.config import DaskSettings, ReleaseSpec, Settings
 from llm2loss.errors import Llm2LossError, NotFoundError
@@ -294,40 +293,13 @@ def _audit(cfg: Settings, release: ReleaseSpec, *, progress: bool) -> dict[str, 
     report = t.publish_report(store_settings, release, plan, metrics, regression)
     flag = bool(regression and regression.get("significant_regression"))
     manifest = t.write_audit_manifest(store_settings, release, plan, report, summary, flag)
-    _publish_artifacts(release, metrics, report, regression)
-    emit_event(
-        event=AUDIT_COMPLETED,
-        resource=release_resource(release.model, release.version),
-        payload={"model": release.model, "version": release.version, "report": report["uri"],
-                 "significant_regression": flag},
-    )
+    publish_audit_artifacts(release, metrics, report["uri"], regression)
+    emit_audit_events(release.model, release.version, report["uri"], regression)
     return manifest
 
 
-def _artifact_key(*parts: str) -> str:
-    """Prefect artifact keys allow lowercase letters, digits and dashes only."""
-    raw = "-".join(parts).lower()
-    return "".join(c if c.isalnum() else "-" for c in raw).strip("-")[:100]
-
-
-def _publish_artifacts(release: ReleaseSpec, metrics: dict[str, Any], report: dict[str, Any],
-                       regression: dict[str, Any] | None) -> None:
-    """Markdown summary, tables and a link to the HTML report, keyed per model for history."""
-    from llm2loss.report import prefect_artifact_payloads
-
-    payloads = prefect_artifact_payloads(metrics, report["uri"], regression)
-    create_markdown_artifact(markdown=payloads["markdown"], key=_artifact_key("llm2loss", release.model, "summary"),
-                             description=f"Audit summary of {release.ref}")
-    for name, rows in payloads.get("tables", {}).items():
-        if rows:
-            create_table_artifact(table=rows, key=_artifact_key("llm2loss", release.model, name),
-                                  description=f"{name} of {release.ref}")
-    create_link_artifact(link=payloads.get("link", report["uri"]), link_text=f"Report of {release.ref}",
-                         key=_artifact_key("llm2loss", release.model, "report"))
-    if regression is not None and payloads.get("regression_markdown"):
-        create_markdown_artifact(markdown=payloads["regression_markdown"],
-                                 key=_artifact_key("llm2loss", release.model, "regression"),
-                                 description=f"Regression of {release.ref} against the previous version")
+# Kept for callers of the old name: keys are built in flows/artifacts.py.
+_artifact_key = artifact_key
 
 
 @flow(name="audit-new-releases", log_prints=True)

@@ -26,6 +26,7 @@ from rich.text import Text
 
 from llm2loss.config import ReleaseSpec, Settings
 from llm2loss.errors import ConfigError, Llm2LossError
+from llm2loss.gate import DEFAULT_MAX_ERROR_RATE_RISE
 from llm2loss.names import validate_name
 
 HELP = """Explain, in words, where a trained model fails and whom it treats worse.
@@ -43,6 +44,8 @@ Register a release, audit it, then ask the audit questions in plain words:
   llm2loss discover spam-filter@v2
 
   llm2loss report spam-filter@v2
+
+  llm2loss gate spam-filter@v2
 
 The store is a folder (default ./llm2loss-store) or s3://bucket/prefix, set with --store or
 LLM2LOSS_STORE__URI. S3 credentials come from the environment (AWS_*) only.
@@ -480,6 +483,40 @@ def report(
         print_json({"model": model, "version": version, "report": str(path)})
     else:
         typer.echo(str(path))
+
+
+@app.command()
+@friendly_errors
+def gate(
+    ref: str = typer.Argument(..., help="MODEL@VERSION of an audited release."),
+    max_error_rise: float = typer.Option(
+        DEFAULT_MAX_ERROR_RATE_RISE, "--max-error-rise", min=0.0,
+        help="Fail when the held-out error rate rose by more than this (absolute: 0.02 = 2 points)."),
+    store: Optional[str] = StoreOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Release gate: exit 1, one line per reason, when the audit found a regression; else exit 0.
+
+    Fails when the audit found a significant regression against the previous version, or when the
+    held-out error rate rose by more than --max-error-rise. Reads the finished audit only.
+
+    Example: llm2loss gate spam-filter@v2 --max-error-rise 0.05 || exit 1
+    """
+    from llm2loss import audits as finished
+    from llm2loss.gate import evaluate_gate, gate_lines
+
+    model, version = parse_ref(ref)
+    store_ = finished.open_store(settings(store).store)
+    manifest = finished.require_finished(store_, model, version)
+    result = evaluate_gate(manifest, finished.regression_of(store_, manifest),
+                           max_error_rate_rise=max_error_rise)
+    if as_json:
+        print_json(result.to_dict())
+    else:
+        for line in gate_lines(result):
+            typer.echo(line)
+    if not result.passed:
+        raise typer.Exit(1)
 
 
 @app.command()
