@@ -2,7 +2,7 @@
 
 A release fails the gate when its audit found a significant regression against the previous
 version (the regression report's `significant_regression`, one reason per line from its
-`reasons`), or when its held-out error rate rose by more than `max_error_rate_rise` (absolute,
+`reasons`, after the error-rate line when there is one), or when its held-out error rate rose by more than `max_error_rate_rise` (absolute,
 0.02 = two percentage points) over the previous version's. A release with no earlier version
 audited on the same dataset and encoder has nothing to regress from and passes, with a note.
 
@@ -87,8 +87,8 @@ def evaluate_gate(manifest: dict[str, Any], regression: dict[str, Any] | None, *
     if before is None or after is None:
         notes.append("the held-out error rate is not known for both versions (a regression "
                      "model?), so only the regression report was checked")
-    elif after - before > threshold:
-        reasons.append(f"held-out error rate rose from {before:.3f} to {after:.3f} ({after - before:+.3f}, "
+    elif after - before > threshold:  # the plainest change of all: first
+        reasons.insert(0, f"held-out error rate rose from {before:.3f} to {after:.3f} ({after - before:+.3f}, "
                        f"more than the allowed {threshold:+.3f}) against {previous_ref}")
     return GateResult(ref=ref, passed=not reasons, reasons=reasons, previous=previous_ref,
                       significant_regression=flagged, error_rate_previous=before,

@@ -117,8 +117,8 @@ def test_gate_command_fails_with_one_line_per_reason(cli, tmp_path):
     result = cli("gate", "spam-filter@v2", "--store", store)
     assert result.exit_code == 1
     lines = result.stdout.strip().splitlines()
-    assert lines[0] == f"FAIL spam-filter@v2: {REASON}"
-    assert lines[1].startswith("FAIL spam-filter@v2: held-out error rate rose from 0.044 to 0.181")
+    assert lines[0].startswith("FAIL spam-filter@v2: held-out error rate rose from 0.044 to 0.181")
+    assert lines[1] == f"FAIL spam-filter@v2: {REASON}"
     assert len(lines) == 2 and result.stderr == ""
 
 
