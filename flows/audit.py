@@ -23,7 +23,7 @@ from prefect.exceptions import MissingContextError
 from prefect.futures import as_completed
 from prefect_dask import DaskTaskRunner
 
-from flows.artifacts import artifact_key, publish_audit_artifacts
+from flows.artifacts import publish_audit_artifacts
 from flows.events import emit_audit_events
 from llm2loss import audit, layout, registry
 from llm2loss import console as stage_console
@@ -319,10 +319,6 @@ def _audit(cfg: Settings, release: ReleaseSpec, *, progress: bool) -> dict[str, 
         emit_audit_events(release.model, release.version, report["uri"], regression)
         note.detail = "HTML report, manifest, Prefect artifacts and events"
     return manifest
-
-
-# Kept for callers of the old name: keys are built in flows/artifacts.py.
-_artifact_key = artifact_key
 
 
 @flow(name="audit-new-releases", log_prints=True)

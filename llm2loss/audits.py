@@ -7,6 +7,7 @@ finished release, `llm2loss gate`, `llm2loss audits`) starts in about a second.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from llm2loss import layout
@@ -55,3 +56,15 @@ def regression_of(store: ArtifactStore, manifest: dict[str, Any]) -> dict[str, A
     """The audit's regression report against the previous version, None when it has none."""
     key = manifest["metrics"].rsplit("/", 1)[0] + "/" + REGRESSION_FILE
     return store.read_json(key) if store.exists(key) else None
+
+
+def local_report_path(store: ArtifactStore, manifest: dict[str, Any], cache_dir: str) -> Path:
+    """A local path of the audit's index.html: in place for a folder store, else downloaded
+    (with the report's figures) under `<cache_dir>/reports/<model>/<version>/`."""
+    key = manifest["report"]
+    if store.is_local:
+        return Path(store.uri).resolve() / key
+    dest = Path(cache_dir).expanduser() / "reports" / manifest["model"] / manifest["version"]
+    for name in store.list(key.rsplit("/", 1)[0]):
+        store.download(name, dest / name.rsplit("/", 1)[-1])
+    return dest / "index.html"

@@ -233,9 +233,9 @@ def show(data: Any, as_json: bool, table: Table | None = None, empty: str | None
 
 
 def _store(cfg: Settings) -> Any:
-    from llm2loss import audit as stages
+    from llm2loss import audits as finished
 
-    return stages.get_store(cfg.store)
+    return finished.open_store(cfg.store)
 
 
 # --- commands --------------------------------------------------------------------------------
@@ -393,10 +393,11 @@ def releases(store: Optional[str] = StoreOpt, as_json: bool = JsonOpt) -> None:
 
     Example: llm2loss releases --json
     """
-    from llm2loss import audit as stages
+    from llm2loss import audits as finished
     from llm2loss import registry
 
     cfg = settings(store)
+    store_ = _store(cfg)
     rows = [
         {
             "model": r.model,
@@ -404,9 +405,9 @@ def releases(store: Optional[str] = StoreOpt, as_json: bool = JsonOpt) -> None:
             "dataset": r.dataset.name,
             "task": r.task,
             "created_at": r.created_at.isoformat(timespec="seconds"),
-            "audited": stages.audit_manifest(cfg.store, r.model, r.version) is not None,
+            "audited": finished.finished_manifest(store_, r.model, r.version) is not None,
         }
-        for r in registry.list_releases(_store(cfg))
+        for r in registry.list_releases(store_)
     ]
     show(rows, as_json, make_table("Releases", rows, ["model", "version", "dataset", "task", "created_at", "audited"]),
          empty=f"no releases registered in {_store(cfg).describe()}; register one with `llm2loss register`")
@@ -419,13 +420,14 @@ def audits(store: Optional[str] = StoreOpt, as_json: bool = JsonOpt) -> None:
 
     Example: llm2loss audits
     """
-    from llm2loss import audit as stages
+    from llm2loss import audits as finished
     from llm2loss import registry
 
     cfg = settings(store)
+    store_ = _store(cfg)
     rows = []
-    for r in registry.list_releases(_store(cfg)):
-        manifest = stages.audit_manifest(cfg.store, r.model, r.version)
+    for r in registry.list_releases(store_):
+        manifest = finished.finished_manifest(store_, r.model, r.version)
         if manifest is not None:
             rows.append({
                 "model": r.model, "version": r.version, "completed_at": manifest["completed_at"],
@@ -555,13 +557,12 @@ def report(
 
     Example: llm2loss report spam-filter@v2   (then open the path in a browser)
     """
-    from llm2loss import audit as stages
-    from llm2loss.query import completed_manifest
+    from llm2loss import audits as finished
 
     model, version = parse_ref(ref)
     cfg = settings(store)
-    manifest = completed_manifest(cfg.store, model, version)
-    path = stages.local_report_path(cfg, manifest)
+    manifest = finished.require_finished(_store(cfg), model, version)
+    path = finished.local_report_path(_store(cfg), manifest, cfg.cache_dir)
     if as_json:
         print_json({"model": model, "version": version, "report": str(path)})
     else:

@@ -145,7 +145,10 @@ def test_a_failing_audit_is_one_line_without_prefect_logs(audited, tmp_path):
     path = write_release_file(release, tmp_path)
     assert run("register", path, "--store", audited["store"], "--no-event").exit_code == 0
     result = run("audit", f"{MODEL}@broken", "--store", audited["store"], env=audited["env"])
-    assert_one_line_error(result, "no_such_module_xyz")
+    lines = result.stderr.strip().splitlines()
+    assert result.exit_code == 1 and lines[-1].startswith("error: ") and "no_such_module_xyz" in lines[-1]
+    assert "fix the module path" in lines[-1] and sum(line.startswith("error") for line in lines) == 1
+    assert lines[0].startswith(f"auditing {MODEL}@broken") and all(line.startswith("  ") for line in lines[1:-1])
     assert " | INFO " not in result.stdout + result.stderr and "Traceback" not in result.stdout
     as_json = run("audit", f"{MODEL}@broken", "--store", audited["store"], "--json", env=audited["env"])
     assert as_json.exit_code == 1 and json.loads(as_json.stdout)["type"] == "ConfigError"
