@@ -50,11 +50,8 @@ def console_logging(log_file: Path, *, verbose: bool = False) -> Iterator[Path]:
     ensure_logging_setup()  # before distributed is imported, so its loggers propagate to the root
     import distributed  # noqa: F401
 
-    from prefect.logging.formatters import PrefectFormatter
-
     handler = logging.FileHandler(log_file, encoding="utf-8")
-    handler.setFormatter(PrefectFormatter(format=FILE_FORMAT, flow_run_fmt=FLOW_RUN_FORMAT,
-                                          task_run_fmt=TASK_RUN_FORMAT))
+    handler.setFormatter(RunFormatter())
     root, dask_logger = logging.getLogger(), logging.getLogger("distributed")
     root.addHandler(handler)
     saved_dask = (dask_logger.level, dask_logger.propagate, list(dask_logger.handlers))
@@ -80,6 +77,22 @@ def console_logging(log_file: Path, *, verbose: bool = False) -> Iterator[Path]:
             os.environ.pop(CONSOLE_LEVEL_ENV, None)
         else:
             os.environ[CONSOLE_LEVEL_ENV] = saved_env
+
+
+class RunFormatter(logging.Formatter):
+    """Prefect's line formats: the flow or task run's name when the record has one."""
+
+    def __init__(self) -> None:
+        super().__init__(FILE_FORMAT)
+        self._flow = logging.Formatter(FLOW_RUN_FORMAT)
+        self._task = logging.Formatter(TASK_RUN_FORMAT)
+
+    def format(self, record: logging.LogRecord) -> str:
+        if getattr(record, "task_run_name", None):
+            return self._task.format(record)
+        if getattr(record, "flow_run_name", None):
+            return self._flow.format(record)
+        return super().format(record)
 
 
 def _console_handlers_to(level: int) -> dict[logging.Handler, int]:
