@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -137,20 +138,22 @@ def test_a_failing_audit_is_one_line_without_prefect_logs(audited, tmp_path):
     """The flow really runs and fails (the entrypoint does not import): one error line, no log."""
     from llm2loss.config import ReleaseSpec
 
-    data = json.loads(ArtifactStore(audited["store"]).read_bytes(f"releases/{MODEL}/v1/release.json"))
+    store = str(tmp_path / "store")  # a copy: the shared store keeps exactly v1 and v2
+    shutil.copytree(audited["store"], store)
+    data = json.loads(ArtifactStore(store).read_bytes(f"releases/{MODEL}/v1/release.json"))
     data.update(version="broken", entrypoint="no_such_module_xyz:model")
     for key in ("weights", "created_at"):
         data.pop(key, None)
     release = ReleaseSpec.model_validate(data)
     path = write_release_file(release, tmp_path)
-    assert run("register", path, "--store", audited["store"], "--no-event").exit_code == 0
-    result = run("audit", f"{MODEL}@broken", "--store", audited["store"], env=audited["env"])
+    assert run("register", path, "--store", store, "--no-event").exit_code == 0
+    result = run("audit", f"{MODEL}@broken", "--store", store, env=audited["env"])
     lines = result.stderr.strip().splitlines()
     assert result.exit_code == 1 and lines[-1].startswith("error: ") and "no_such_module_xyz" in lines[-1]
     assert "fix the module path" in lines[-1] and sum(line.startswith("error") for line in lines) == 1
     assert lines[0].startswith(f"auditing {MODEL}@broken") and all(line.startswith("  ") for line in lines[1:-1])
     assert " | INFO " not in result.stdout + result.stderr and "Traceback" not in result.stdout
-    as_json = run("audit", f"{MODEL}@broken", "--store", audited["store"], "--json", env=audited["env"])
+    as_json = run("audit", f"{MODEL}@broken", "--store", store, "--json", env=audited["env"])
     assert as_json.exit_code == 1 and json.loads(as_json.stdout)["type"] == "ConfigError"
 
 
