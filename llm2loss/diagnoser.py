@@ -35,7 +35,6 @@ import numpy as np
 import torch
 from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
-from scipy.stats import rankdata
 
 from llm2loss.errors import DataError, NotFittedError, NotFoundError, WeightsError
 from llm2loss.heads import ARCHS, MemberHeads
@@ -418,6 +417,8 @@ class LossDiagnoser:
         dev = self.device_
         xv = torch.from_numpy(Z[val_idx]).to(dev)
         if self.objective == "rank":
+            from scipy.stats import rankdata  # here: scipy.stats costs ~1 s to import, and only fit needs it
+
             yv = torch.from_numpy(rankdata(targets[val_idx]).astype(np.float32)).to(dev)
         elif self.objective == "regress":
             yv = torch.from_numpy(targets[val_idx]).to(dev)

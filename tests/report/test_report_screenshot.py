@@ -2,25 +2,19 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 
 import numpy as np
-import pytest
 from PIL import Image
 from synthetic_audit import RenderedReport
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
-
-@pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium is not installed "
-                    "(Debian: apt-get install chromium, or `make system-deps`)")
-def test_chromium_renders_the_report(rendered: RenderedReport, tmp_path: Path) -> None:
+def test_chromium_renders_the_report(chromium: str, rendered: RenderedReport, tmp_path: Path) -> None:
     shot = tmp_path / "report.png"
     index = (rendered.out_dir / "index.html").resolve()
     # A private profile dir so the test never touches a user's browser profile.
-    command = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+    command = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
                f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={shot}",
                "--window-size=1200,3000", index.as_uri()]
     result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
