@@ -44,6 +44,8 @@ Register a release, audit it, then ask the audit questions in plain words:
 
   llm2loss report spam-filter@v2
 
+  llm2loss serve   (a warm query service and web page; then query ... --server http://127.0.0.1:8765)
+
 The store is a folder (default ./llm2loss-store) or s3://bucket/prefix, set with --store or
 LLM2LOSS_STORE__URI. S3 credentials come from the environment (AWS_*) only.
 """
@@ -60,6 +62,10 @@ JsonOpt = typer.Option(False, "--json", help="Print JSON instead of a table.")
 StoreOpt = typer.Option(
     None, "--store",
     help="Store URI (folder or s3://bucket/prefix); default $LLM2LOSS_STORE__URI or ./llm2loss-store.",
+)
+ServerOpt = typer.Option(
+    None, "--server", envvar="LLM2LOSS_SERVER",
+    help="Ask a running `llm2loss serve` at this URL (e.g. http://127.0.0.1:8765) instead of loading the audit here; default $LLM2LOSS_SERVER.",
 )
 DEBUG_ENV = "LLM2LOSS_DEBUG"
 
@@ -370,6 +376,7 @@ def query(
     phrases: list[str] = typer.Argument(..., help="Phrases to estimate (each at most 300 characters)."),
     store: Optional[str] = StoreOpt,
     as_json: bool = JsonOpt,
+    server: Optional[str] = ServerOpt,
 ) -> None:
     """Estimated loss and familiarity of each phrase, with the ensemble's uncertainty.
 
@@ -379,11 +386,17 @@ def query(
 
     Example: llm2loss query spam-filter@v2 "an email written in HTML" "a mailing list reply"
     """
-    from llm2loss.query import AuditQuery, validate_phrases
-
     model, version = parse_ref(ref)
-    phrases = validate_phrases(phrases)
-    table = AuditQuery(settings(store).store, model, version).estimate(phrases)
+    if server:  # the server validates the phrases and answers from its warm audit
+        from app.client import remote_audit
+
+        q = remote_audit(server, model, version, store=store)
+    else:
+        from llm2loss.query import AuditQuery, validate_phrases
+
+        phrases = validate_phrases(phrases)
+        q = AuditQuery(settings(store).store, model, version)
+    table = q.estimate(phrases)
     rows = table.to_dict(orient="records")
     columns = [c for c in ["phrase", "loss_mean", "loss_std", "loss_q1", "loss_q3", "familiarity_mean", "familiarity_std"]
                if c in table.columns]
@@ -398,6 +411,7 @@ def compare(
     b: str = typer.Argument(..., help="Second phrase (B)."),
     store: Optional[str] = StoreOpt,
     as_json: bool = JsonOpt,
+    server: Optional[str] = ServerOpt,
 ) -> None:
     """P(the model does worse on A than on B), quartiles of the estimated gap, and a sentence.
 
@@ -406,11 +420,17 @@ def compare(
 
     Example: llm2loss compare spam-filter@v2 "an email written in HTML" "a plain-text email"
     """
-    from llm2loss.query import AuditQuery, validate_phrases
-
     model, version = parse_ref(ref)
-    a, b = validate_phrases([a, b])
-    row = AuditQuery(settings(store).store, model, version).compare(a, b)
+    if server:  # the server validates the phrases and answers from its warm audit
+        from app.client import remote_audit
+
+        q = remote_audit(server, model, version, store=store)
+    else:
+        from llm2loss.query import AuditQuery, validate_phrases
+
+        a, b = validate_phrases([a, b])
+        q = AuditQuery(settings(store).store, model, version)
+    row = q.compare(a, b)
     if as_json:
         print_json(row)
         return
@@ -428,6 +448,7 @@ def discover(
     top_k: int = typer.Option(10, "--top-k", min=1, help="How many phrases to show."),
     store: Optional[str] = StoreOpt,
     as_json: bool = JsonOpt,
+    server: Optional[str] = ServerOpt,
 ) -> None:
     """The phrases the model is estimated to fail on most, and the least familiar ones.
 
@@ -436,12 +457,18 @@ def discover(
 
     Example: llm2loss discover spam-filter@v2 --vocab email_topics --top-k 5
     """
-    from llm2loss.query import AuditQuery
     from llm2loss.vocab import load_vocabulary
 
     model, version = parse_ref(ref)
     phrases = load_vocabulary(vocab) if vocab is not None else None  # a bad name fails fast
-    q = AuditQuery(settings(store).store, model, version)
+    if server:  # a --vocab file is read here and its phrases sent: the server reads no paths
+        from app.client import remote_audit
+
+        q = remote_audit(server, model, version, store=store)
+    else:
+        from llm2loss.query import AuditQuery
+
+        q = AuditQuery(settings(store).store, model, version)
     names = [vocab] if vocab is not None else []
     if phrases is None:
         names, phrases = q.default_vocabulary()
@@ -456,6 +483,28 @@ def discover(
         if rows:
             out.print(make_table(f"{title} ({model}@{version}, vocabulary: {', '.join(names)})", rows,
                                  ["phrase", "mean", "std", "q1", "q3", "familiarity"]))
+
+
+@app.command()
+@friendly_errors
+def serve(
+    host: str = typer.Option("127.0.0.1", "--host", help="Loopback address to listen on (the service has no authentication)."),
+    port: int = typer.Option(8765, "--port", help="TCP port; 0 picks a free one (the printed URL names it)."),
+    cache_size: int = typer.Option(4, "--cache-size", min=1, help="How many audits stay loaded at once."),
+    threads: int = typer.Option(1, "--threads", min=1, help="Torch threads; 1 is fastest for one-phrase questions."),
+    store: Optional[str] = StoreOpt,
+) -> None:
+    """A warm local query service and web page for every finished audit in the store.
+
+    Keeps each audit's encoder and diagnosers loaded, answers estimate / compare / discover as
+    JSON under /api, and serves a page at / (pick an audit, type phrases). Other commands use it
+    with --server URL or LLM2LOSS_SERVER. Runs until Ctrl-C.
+
+    Example: llm2loss serve --port 8765   (then open http://127.0.0.1:8765/)
+    """
+    from app.serve import serve as run_service
+
+    run_service(host=host, port=port, settings=settings(store), cache_size=cache_size, threads=threads)
 
 
 @app.command()
