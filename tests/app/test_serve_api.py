@@ -258,3 +258,25 @@ def test_an_audit_without_its_loss_diagnoser_says_to_audit_again(served_store, t
     with running_service(Settings(store=StoreSettings(uri=str(root)))) as broken:
         response = post(broken, audit_path() + "/estimate", {"phrases": PHRASES})
     assert_error(response, 404, "NotFoundError", "rank-mlp", "audit it again")
+
+
+def test_corrupt_diagnoser_weights_are_500_weights_error(served_store, tmp_path):
+    root = _copy_store(served_store, tmp_path)
+    weights = root / "audits" / MODEL / "v1" / "diagnosers" / "rank-mlp" / "weights.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+    with running_service(Settings(store=StoreSettings(uri=str(root)))) as broken:
+        response = post(broken, audit_path() + "/estimate", {"phrases": PHRASES})
+        assert broken.app.state.cache.opened() == []  # nothing half-open is kept
+    assert_error(response, 500, "WeightsError", "rank-mlp")
+
+
+def test_an_unexpected_failure_is_500_json_naming_it(served_store, tmp_path):
+    root = _copy_store(served_store, tmp_path)
+    manifest_path = root / "audits" / MODEL / "v1" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    del manifest["encoder"]  # a manifest no release of llm2loss writes
+    manifest_path.write_text(json.dumps(manifest))
+    with running_service(Settings(store=StoreSettings(uri=str(root)))) as broken:
+        response = post(broken, audit_path() + "/estimate", {"phrases": PHRASES})
+        assert get(broken, "/api/health").status_code == 200  # the service keeps answering
+    assert_error(response, 500, "Llm2LossError", "unexpected KeyError", "server's log")

@@ -25,6 +25,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]
 
 CHROMIUM = os.environ.get("LLM2LOSS_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 WAIT_MS = 120_000  # the first question opens the audit on a shared 2-core machine
+READY = "#audit-status[data-ready]"  # waits are selectors: the page's CSP forbids eval'd JS
 
 
 def _need(reason: str) -> None:
@@ -54,13 +55,23 @@ def browser() -> Iterator[Any]:
 @pytest.fixture
 def page(browser, service) -> Iterator[Any]:
     """A fresh page on the service with v1 picked and opened; console errors collected."""
-    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    yield from _page(browser, service)
+
+
+@pytest.fixture
+def page_without_csp(browser, service) -> Iterator[Any]:
+    """The same, with the page's Content-Security-Policy ignored: only its own escaping protects it."""
+    yield from _page(browser, service, bypass_csp=True)
+
+
+def _page(browser, service, **options: Any) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1400, "height": 900}, **options)
     tab = context.new_page()
     tab.console_errors = []
     tab.on("console", lambda msg: tab.console_errors.append(msg.text) if msg.type == "error" else None)
     tab.on("pageerror", lambda exc: tab.console_errors.append(str(exc)))
     tab.goto(service.url + f"/?audit={MODEL}@v1")
-    tab.wait_for_function("document.getElementById('audit-status').dataset.ready", timeout=WAIT_MS)
+    tab.wait_for_selector(READY, timeout=WAIT_MS)
     try:
         yield tab
     finally:
@@ -128,11 +139,11 @@ def test_an_empty_phrase_shows_the_error_in_words(page):
     page.fill("#phrase-a", "x" * 5)
     page.fill("#phrase-b", "")
     page.click("#compare-button")
-    page.wait_for_function("document.getElementById('error').textContent.includes('a phrase is empty')",
-                           timeout=WAIT_MS)
+    page.wait_for_selector("#error:has-text('a phrase is empty')", timeout=WAIT_MS)
 
 
-def test_html_in_a_phrase_is_shown_as_text_never_run(page):
+def test_html_in_a_phrase_is_shown_as_text_never_run(page_without_csp):
+    page = page_without_csp
     hostile = '<img src=x onerror="window.__pwned=1"><script>window.__pwned=2</script><b>bold</b>'
     page.fill("#phrases", hostile)
     page.click("#estimate-button")
@@ -153,11 +164,10 @@ def test_the_audit_link_preselects_it_and_the_picker_updates_it(browser, service
     tab = context.new_page()
     try:
         tab.goto(service.url + f"/?audit={MODEL}@v2")
-        tab.wait_for_function("document.getElementById('audit-status').dataset.ready", timeout=WAIT_MS)
+        tab.wait_for_selector(READY, timeout=WAIT_MS)
         assert tab.input_value("#audit") == f"{MODEL}@v2"
         tab.select_option("#audit", f"{MODEL}@v1")
-        tab.wait_for_function(f"document.getElementById('audit-status').dataset.ready === '{MODEL}@v1'",
-                              timeout=WAIT_MS)
+        tab.wait_for_selector(f'#audit-status[data-ready="{MODEL}@v1"]', timeout=WAIT_MS)
         assert tab.url.endswith(f"audit={MODEL}%40v1")
     finally:
         context.close()
@@ -168,7 +178,7 @@ def test_the_page_fits_an_800px_window(browser, service):
     tab = context.new_page()
     try:
         tab.goto(service.url + f"/?audit={MODEL}@v1")
-        tab.wait_for_function("document.getElementById('audit-status').dataset.ready", timeout=WAIT_MS)
+        tab.wait_for_selector(READY, timeout=WAIT_MS)
         tab.fill("#phrases", "an email written in HTML")
         tab.click("#estimate-button")
         tab.wait_for_selector("#estimate-result tbody tr", timeout=WAIT_MS)
