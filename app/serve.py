@@ -68,6 +68,7 @@ DEFAULT_CACHE_SIZE = 4
 # busy machine (a 2-core box at load 10) two spinning threads made a one-phrase estimate 1.5 s
 # instead of 60 ms. More threads only help long discover vocabularies on idle cores.
 DEFAULT_THREADS = 1
+WARM_UP_PHRASE = "a sample"
 MAX_PHRASES = 64  # per estimate request
 MAX_VOCABULARY = 5000  # phrases per discover request
 MAX_TOP_K = 100
@@ -245,7 +246,11 @@ class AuditCache:
                 return entry
             from llm2loss.query import AuditQuery
 
-            entry = OpenAudit(AuditQuery(self.store, *key))
+            query = AuditQuery(self.store, *key)
+            # One question at opening reads what AuditQuery loads lazily (held-out samples,
+            # score quantiles) and runs the encoder once, so the first real question is warm too.
+            query.estimate([WARM_UP_PHRASE])
+            entry = OpenAudit(query)
             with self._lock:
                 self._open[key] = entry
                 while len(self._open) > self.size:
