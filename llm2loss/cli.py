@@ -48,6 +48,8 @@ Register a release, audit it, then ask the audit questions in plain words:
 
   llm2loss gate spam-filter@v2
 
+  llm2loss serve   (a warm query service and web page; then query ... --server http://127.0.0.1:8765)
+
 The store is a folder (default ./llm2loss-store) or s3://bucket/prefix, set with --store or
 LLM2LOSS_STORE__URI. S3 credentials come from the environment (AWS_*) only.
 """
@@ -60,6 +62,11 @@ StoreOpt = typer.Option(
 )
 VerboseOpt = typer.Option(False, "--verbose", "-v",
                           help="Also show Prefect's and Dask's log lines on the console.")
+ServerOpt = typer.Option(
+    None, "--server", envvar="LLM2LOSS_SERVER",
+    help="Ask a running `llm2loss serve` at this URL (e.g. http://127.0.0.1:8765) instead of loading the audit here; default $LLM2LOSS_SERVER.",
+)
+DEBUG_ENV = "LLM2LOSS_DEBUG"
 
 
 def _out() -> Console:
@@ -335,8 +342,13 @@ def audits(store: Optional[str] = StoreOpt, as_json: bool = JsonOpt) -> None:
          empty=f"no completed audits in {_store(cfg).describe()}; run one with `llm2loss audit MODEL@VERSION`")
 
 
-def open_audit(store: Optional[str], model: str, version: str) -> Any:
-    """The finished audit that answers query / compare / discover (an `AuditQuery`)."""
+def open_audit(store: Optional[str], model: str, version: str, server: Optional[str] = None) -> Any:
+    """The finished audit that answers query / compare / discover: an `AuditQuery` here, or the
+    same questions sent to a running `llm2loss serve` when `server` is given."""
+    if server:
+        from app.client import remote_audit
+
+        return remote_audit(server, model, version, store=store)
     from llm2loss.query import AuditQuery
 
     return AuditQuery(settings(store).store, model, version)
@@ -349,6 +361,7 @@ def query(
     phrases: list[str] = typer.Argument(..., help="Phrases to estimate (each at most 300 characters)."),
     store: Optional[str] = StoreOpt,
     as_json: bool = JsonOpt,
+    server: Optional[str] = ServerOpt,
 ) -> None:
     """Estimated loss of each phrase, in the report's units, with the ensemble's uncertainty.
 
@@ -364,8 +377,9 @@ def query(
     from llm2loss.query import validate_phrases
 
     model, version = parse_ref(ref)
-    phrases = validate_phrases(phrases)
-    rows = open_audit(store, model, version).estimate(phrases).to_dict(orient="records")
+    if not server:  # the server validates the phrases itself
+        phrases = validate_phrases(phrases)
+    rows = open_audit(store, model, version, server).estimate(phrases).to_dict(orient="records")
     show(rows, as_json, make_table(f"Estimated loss of {model}@{version}", rows, cli_format.estimate_columns(rows)))
 
 
@@ -377,6 +391,7 @@ def compare(
     b: str = typer.Argument(..., help="Second phrase (B)."),
     store: Optional[str] = StoreOpt,
     as_json: bool = JsonOpt,
+    server: Optional[str] = ServerOpt,
 ) -> None:
     """Does the model do worse on A than on B? A verdict, the percentile gap, P, and a sentence.
 
@@ -391,8 +406,9 @@ def compare(
     from llm2loss.query import validate_phrases
 
     model, version = parse_ref(ref)
-    a, b = validate_phrases([a, b])
-    row = open_audit(store, model, version).compare(a, b)
+    if not server:  # the server validates the phrases itself
+        a, b = validate_phrases([a, b])
+    row = open_audit(store, model, version, server).compare(a, b)
     if as_json:
         print_json(row)
         return
@@ -411,6 +427,7 @@ def discover(
     top_k: int = typer.Option(10, "--top-k", min=1, help="How many phrases to show."),
     store: Optional[str] = StoreOpt,
     as_json: bool = JsonOpt,
+    server: Optional[str] = ServerOpt,
 ) -> None:
     """The phrases the model is estimated to fail on most, and the least familiar ones.
 
@@ -425,7 +442,7 @@ def discover(
 
     model, version = parse_ref(ref)
     phrases = load_vocabulary(vocab) if vocab is not None else None  # a bad name fails fast
-    q = open_audit(store, model, version)
+    q = open_audit(store, model, version, server)  # a --vocab file is read here, never by a server
     names = [vocab] if vocab is not None else []
     if phrases is None:
         names, phrases = q.default_vocabulary()
@@ -440,6 +457,28 @@ def discover(
         if rows:
             out.print(make_table(f"{title} ({model}@{version}, vocabulary: {', '.join(names)})", rows,
                                  cli_format.discover_columns(rows, key)))
+
+
+@app.command()
+@friendly_errors
+def serve(
+    host: str = typer.Option("127.0.0.1", "--host", help="Loopback address to listen on (the service has no authentication)."),
+    port: int = typer.Option(8765, "--port", help="TCP port; 0 picks a free one (the printed URL names it)."),
+    cache_size: int = typer.Option(4, "--cache-size", min=1, help="How many audits stay loaded at once."),
+    threads: int = typer.Option(1, "--threads", min=1, help="Torch threads; 1 is fastest for one-phrase questions."),
+    store: Optional[str] = StoreOpt,
+) -> None:
+    """A warm local query service and web page for every finished audit in the store.
+
+    Keeps each audit's encoder and diagnosers loaded, answers estimate / compare / discover as
+    JSON under /api, and serves a page at / (pick an audit, type phrases). Other commands use it
+    with --server URL or LLM2LOSS_SERVER. Runs until Ctrl-C.
+
+    Example: llm2loss serve --port 8765   (then open http://127.0.0.1:8765/)
+    """
+    from app.serve import serve as run_service
+
+    run_service(host=host, port=port, settings=settings(store), cache_size=cache_size, threads=threads)
 
 
 @app.command()
