@@ -30,6 +30,7 @@ from llm2loss import audit, layout, registry
 from llm2loss.config import DaskSettings, ReleaseSpec, Settings
 from llm2loss.errors import Llm2LossError, NotFoundError
 from llm2loss.query import validate_phrases
+from llm2loss.store_checks import lock_body
 from tasks import audit_tasks as t
 
 # The audit lock's expiry, renewed every HEARTBEAT_S by the running audit: a run that died on
@@ -195,11 +196,12 @@ def take_lock(store: Any, key: str, owner: str) -> bool:
     if store.acquire_lock(key, owner, LOCK_TTL_S):
         return True
     try:
-        holder = store.read_json(key).get("owner", "")
-    except (NotFoundError, AttributeError):
-        holder = ""
+        body = lock_body(store.read_bytes(key))  # None for anything that is not a lock
+    except NotFoundError:
+        body = None
     except Llm2LossError:
         return False
+    holder = body["owner"] if body else ""
     if holder and owner_is_dead(holder) and store.release_lock(key, holder):
         _logger().warning("broke the lock %s left by a run that died (%s)", key, holder)
     return store.acquire_lock(key, owner, LOCK_TTL_S)
