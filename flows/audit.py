@@ -31,6 +31,7 @@ from llm2loss.config import DaskSettings, ReleaseSpec, Settings
 from llm2loss.errors import Llm2LossError, NotFoundError
 from llm2loss.query import validate_phrases
 from llm2loss.store_checks import lock_body
+from llm2loss.vocab import check_vocabularies
 from tasks import audit_tasks as t
 
 # The audit lock's expiry, renewed every HEARTBEAT_S by the running audit: a run that died on
@@ -144,7 +145,10 @@ def audit_release(
     """
     logger = get_run_logger()
     cfg = load_settings(settings)
-    validate_phrases(list(cfg.audit.phrases) + [p for pair in cfg.audit.pairs for p in pair])
+    # Untrusted text is normalised once, here, before any model loads (and reports use it so).
+    cfg.audit.phrases = validate_phrases(cfg.audit.phrases)
+    cfg.audit.pairs = [tuple(validate_phrases(list(pair))) for pair in cfg.audit.pairs]
+    check_vocabularies(cfg.audit.vocabularies)  # a bad file fails here, before any model loads
     store_settings = cfg.store
     store = audit.get_store(store_settings)
     release = registry.get(store, model, version)
