@@ -30,10 +30,10 @@ def _text(value: Any, at: str) -> str:
         try:
             return bytes(value).decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise ConfigError(f"a phrase{at} is not valid UTF-8 ({exc.reason} at byte {exc.start}): "
+            raise ConfigError(f"a phrase is not valid UTF-8{at} ({exc.reason} at byte {exc.start}): "
                               "give the phrase as UTF-8 text") from None
     if not isinstance(value, str):
-        raise ConfigError(f"a phrase{at} is a {type(value).__name__}, not text: give each phrase "
+        raise ConfigError(f"a phrase is a {type(value).__name__}, not text{at}: give each phrase "
                           "as a string")
     return value
 
@@ -51,16 +51,15 @@ def normalise_phrase(value: Any, where: str | None = None) -> str:
     bad = next((c for c in text if _refused(c)), None)
     if bad is not None:
         raise ConfigError(
-            f"a phrase{at} holds the control or invisible character U+{ord(bad):04X} "
-            f"({unicodedata.name(bad, 'unnamed')}): remove it (terminal escapes and control codes "
+            f"a phrase holds the control or invisible character U+{ord(bad):04X}{at}: remove it (terminal escapes and control codes "
             "are not part of a phrase)"
         )
     if not any(unicodedata.category(c)[0] not in "ZM" for c in text):
-        raise ConfigError(f"a phrase{at} is empty or has no visible characters: give each phrase "
+        raise ConfigError(f"a phrase is empty or has no visible characters{at}: give each phrase "
                           "some words, e.g. \"an email about a mortgage\"")
     if len(text) > MAX_PHRASE_CHARS:
         raise ConfigError(
-            f"a phrase{at} has {len(text)} characters, over the limit of {MAX_PHRASE_CHARS}: "
+            f"a phrase has {len(text)} characters{at}, over the limit of {MAX_PHRASE_CHARS}: "
             "shorten it to a description of a concept, not a document"
         )
     return text
