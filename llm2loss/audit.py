@@ -33,7 +33,8 @@ from llm2loss import layout
 from llm2loss.config import AuditSettings, DatasetSpec, ReleaseSpec, StoreSettings
 from llm2loss.errors import DataError
 from llm2loss.store import ArtifactStore
-from llm2loss.store_checks import check_audit_manifest, contained_path, safe_name
+from llm2loss.store_checks import (check_audit_manifest, check_loss_column, contained_path,
+                                   refuse_nonfinite_rows, safe_name)
 
 log = logging.getLogger(__name__)
 
@@ -321,6 +322,7 @@ def load_audit_data(store_settings: StoreSettings, plan: AuditPlan, *, seed: int
 
     store = get_store(store_settings)
     losses = store.read_stage_table(plan.losses_prefix).to_pandas()
+    check_loss_column(losses, plan.losses_prefix)
     ids: list[str] = losses["id"].tolist()
     repeated = losses["id"][losses["id"].duplicated()]
     if len(repeated):
@@ -335,8 +337,9 @@ def load_audit_data(store_settings: StoreSettings, plan: AuditPlan, *, seed: int
     row_of = {sample_id: row for row, sample_id in enumerate(ids)}
     found = np.zeros(len(ids), dtype=bool)
     X_train = X_test = np.zeros((0, 0), dtype=np.float32)
-    for index, table in enumerate(store.iter_stage_tables(plan.embeddings_prefix)):
+    for index, (part, table) in enumerate(store.iter_stage_parts(plan.embeddings_prefix)):
         part_ids, matrix = table_to_matrix(table)
+        refuse_nonfinite_rows(store, plan.embeddings_prefix, part, part_ids, matrix)
         if index == 0:
             X_train = np.empty((int((~test_mask).sum()), matrix.shape[1]), dtype=np.float32)
             X_test = np.empty((int(test_mask.sum()), matrix.shape[1]), dtype=np.float32)

@@ -8,6 +8,9 @@ one clear error naming the object, the field and the fix:
   every key it lists lies inside that audit's (or the dataset's) folder;
 - `contained_path`: a local path built from a key stays inside the folder it belongs to, even
   through symlinks;
+- `refuse_nonfinite_rows`, `check_loss_column`: a sealed part that verifies against its sidecar
+  but holds NaN (its writer also wrote the sidecar) is named, with sample ids, and taken out of
+  its stage so the rerun recomputes it;
 - `lock_body`: a lock's JSON as `{"owner": str, "expires_at": float}`, or None when it is not one
   (such a lock was not written by llm2loss and counts as expired).
 """
@@ -19,8 +22,10 @@ import math
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from llm2loss import layout
-from llm2loss.errors import ConfigError, StoreError
+from llm2loss.errors import ConfigError, DataError, StoreError
 from llm2loss.names import validate_name
 
 
@@ -109,3 +114,30 @@ def lock_body(data: bytes) -> dict[str, Any] | None:
     if not math.isfinite(expires):
         return None
     return {"owner": owner, "expires_at": float(expires)}
+
+
+def refuse_nonfinite_rows(store: Any, prefix: str, part: Any, ids: list[str],
+                           matrix: np.ndarray) -> None:
+    """DataError naming the part and the sample ids of its rows with NaN or inf; the part is
+    taken out of its stage first, so the rerun recomputes it (it verifies, so it would be kept)."""
+    bad = ~np.isfinite(matrix).all(axis=1)
+    if bad.any():
+        index = layout.part_index(part.key)
+        if index is not None:
+            store.retract_part(prefix, index)
+        examples = [ids[i] for i in np.flatnonzero(bad)[:3]]
+        raise DataError(
+            f"embeddings part {part.key} holds {int(bad.sum())} of {len(ids)} rows with NaN or inf "
+            f"(ids {examples}); it was taken out of its stage: rerun the audit to recompute it"
+        )
+
+
+def check_loss_column(losses: Any, prefix: str) -> None:
+    """DataError unless the losses stage has a finite numeric `loss` per sample."""
+    if "id" not in losses or "loss" not in losses or losses["loss"].dtype.kind not in "iuf":
+        raise DataError(f"the losses stage {prefix} has no numeric 'id'/'loss' columns (it has "
+                        f"{list(losses.columns)}): delete the stage and rerun the audit")
+    bad = ~np.isfinite(losses["loss"].to_numpy(dtype=np.float64))
+    if bad.any():
+        raise DataError(f"the losses stage {prefix} holds {int(bad.sum())} NaN or infinite losses "
+                        f"(ids {losses['id'][bad].head(3).tolist()}): delete the stage and rerun the audit")
