@@ -22,6 +22,7 @@ from llm2loss import layout
 from llm2loss.config import ReleaseSpec
 from llm2loss.errors import ConfigError, NotFoundError, StoreError, WeightsError
 from llm2loss.store import ArtifactStore, PartInfo
+from llm2loss.store_checks import safe_name
 
 log = logging.getLogger(__name__)
 
@@ -226,6 +227,7 @@ def fetch_weights(store: ArtifactStore, release: ReleaseSpec, cache_dir: Path) -
             raise WeightsError(f"weights URI {ref!r} has no object key; use s3://bucket/key")
         prefix, _, name = bucket_key.rpartition("/")
         source = ArtifactStore(f"s3://{prefix}", endpoint_url=store.endpoint_url)
+        name = safe_name(name, "weights file name")  # it becomes a local file name: never '..'
         return _download_weights(source, name, dest_dir / name, None, release)
     local = Path(ref).expanduser()
     try:

@@ -165,3 +165,10 @@ def test_local_store_files_follow_the_umask(tmp_path):
         os.umask(old)
     modes = {p.name: p.stat().st_mode & 0o777 for p in (tmp_path / "store").rglob("*") if p.is_file()}
     assert modes and set(modes.values()) == {0o644}, modes
+
+
+def test_a_planted_weights_uri_cannot_name_a_file_outside_the_cache(local_store, tmp_path):
+    release = _release("v1", "a").model_copy(update={"weights": "s3://some-bucket/models/.."})
+    with pytest.raises(StoreError, match="unsafe weights file name"):
+        registry.fetch_weights(local_store, release, tmp_path / "cache")
+    assert not (tmp_path / "cache").exists()
