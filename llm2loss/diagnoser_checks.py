@@ -62,8 +62,8 @@ def check_saved_shapes(weights_file: Path, n_members: int, dim: int, arch: str, 
         with safe_open(str(weights_file), framework="np") as f:
             found = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}  # noqa: SIM118
     except (SafetensorError, OSError) as exc:
-        raise WeightsError(f"{weights_file} is not a valid safetensors file ({exc}); save the "
-                           "diagnoser again") from None
+        raise WeightsError(f"saved diagnoser file {weights_file} is unreadable or corrupt: not a "
+                           f"valid safetensors file ({exc}); save the diagnoser again") from None
     text_mean = found.pop("text_mean", (dim,))
     if found != expected or text_mean != (dim,):
         wrong = sorted(k for k in set(found) | set(expected) if found.get(k) != expected.get(k))
