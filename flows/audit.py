@@ -30,6 +30,8 @@ from llm2loss import console as stage_console
 from llm2loss.config import DaskSettings, ReleaseSpec, Settings
 from llm2loss.errors import Llm2LossError, NotFoundError
 from llm2loss.query import validate_phrases
+from llm2loss.store_checks import lock_body
+from llm2loss.vocab import check_vocabularies
 from tasks import audit_tasks as t
 
 # The audit lock's expiry, renewed every HEARTBEAT_S by the running audit: a run that died on
@@ -147,7 +149,10 @@ def audit_release(
     """
     logger = get_run_logger()
     cfg = load_settings(settings)
-    validate_phrases(list(cfg.audit.phrases) + [p for pair in cfg.audit.pairs for p in pair])
+    # Untrusted text is normalised once, here, before any model loads (and reports use it so).
+    cfg.audit.phrases = validate_phrases(cfg.audit.phrases)
+    cfg.audit.pairs = [tuple(validate_phrases(list(pair))) for pair in cfg.audit.pairs]
+    check_vocabularies(cfg.audit.vocabularies)  # a bad file fails here, before any model loads
     store_settings = cfg.store
     store = audit.get_store(store_settings)
     release = registry.get(store, model, version)
@@ -199,11 +204,12 @@ def take_lock(store: Any, key: str, owner: str) -> bool:
     if store.acquire_lock(key, owner, LOCK_TTL_S):
         return True
     try:
-        holder = store.read_json(key).get("owner", "")
-    except (NotFoundError, AttributeError):
-        holder = ""
+        body = lock_body(store.read_bytes(key))  # None for anything that is not a lock
+    except NotFoundError:
+        body = None
     except Llm2LossError:
         return False
+    holder = body["owner"] if body else ""
     if holder and owner_is_dead(holder) and store.release_lock(key, holder):
         _logger().warning("broke the lock %s left by a run that died (%s)", key, holder)
     return store.acquire_lock(key, owner, LOCK_TTL_S)

@@ -36,7 +36,9 @@ import torch
 from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 
-from llm2loss.errors import DataError, NotFittedError, NotFoundError, WeightsError
+from llm2loss.diagnoser_checks import (check_positive_int, check_saved_shapes, check_saved_vectors,
+                                       check_training_targets, real_array)
+from llm2loss.errors import ConfigError, DataError, NotFittedError, NotFoundError, WeightsError
 from llm2loss.heads import ARCHS, MemberHeads
 from llm2loss.objectives import (NEGATIVES, OBJECTIVES, inverse_slog, sample_negatives, slog,
                                  training_loss, validation_criterion)
@@ -90,7 +92,7 @@ def _first_bad(mask: np.ndarray, limit: int = 5) -> str:
 
 def check_matrix(X: Any, name: str, *, dim: int | None = None, min_rows: int = 1) -> np.ndarray:
     """`X` as a finite float32 (n, dim) array, or a DataError naming the problem and the fix."""
-    arr = np.asarray(X, dtype=np.float32)
+    arr = real_array(X, name).astype(np.float32, copy=False)
     if arr.ndim == 1 and dim is not None and arr.shape[0] == dim:
         arr = arr[None, :]
     if arr.ndim != 2:
@@ -111,7 +113,7 @@ def check_matrix(X: Any, name: str, *, dim: int | None = None, min_rows: int = 1
 
 def check_vector(v: Any, name: str, *, length: int) -> np.ndarray:
     """`v` as a finite float64 (length,) array, or a DataError naming the problem and the fix."""
-    arr = np.asarray(v, dtype=np.float64)
+    arr = real_array(v, name).astype(np.float64, copy=False)
     if arr.ndim != 1:
         raise DataError(f"{name} must be a 1-D array, got shape {arr.shape}; flatten it")
     if arr.shape[0] != length:
@@ -249,12 +251,25 @@ class LossDiagnoser:
         self.bootstrap = bootstrap
 
     # ------------------------------------------------------------------ parameters
-    def get_params(self) -> dict[str, Any]:
-        """The constructor parameters (JSON-able)."""
-        return {k: getattr(self, k) for k in (
-            "objective", "arch", "n_members", "random_state", "gap", "device", "hidden",
-            "max_epochs", "batch_size", "lr", "weight_decay", "early_stopping", "patience",
-            "validation_fraction", "negatives", "mixed_precision", "pair_group", "bootstrap")}
+    _PARAMS = ("objective", "arch", "n_members", "random_state", "gap", "device", "hidden",
+               "max_epochs", "batch_size", "lr", "weight_decay", "early_stopping", "patience",
+               "validation_fraction", "negatives", "mixed_precision", "pair_group", "bootstrap")
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """The constructor parameters (JSON-able). `deep` is accepted for scikit-learn's
+        `clone` and `GridSearchCV`; no parameter is itself an estimator, so it changes nothing."""
+        return {k: getattr(self, k) for k in self._PARAMS}
+
+    def set_params(self, **params: Any) -> "LossDiagnoser":
+        """Set constructor parameters (scikit-learn's contract); ValueError naming the valid ones
+        for an unknown name. Checked at the next `fit`, like the constructor's."""
+        unknown = sorted(set(params) - set(self._PARAMS))
+        if unknown:
+            raise ValueError(f"unknown parameter(s) {unknown} of LossDiagnoser: choose from "
+                             f"{', '.join(self._PARAMS)}")
+        for name, value in params.items():
+            setattr(self, name, value)
+        return self
 
     def _check_params(self) -> None:
         _check_choice(self.objective, OBJECTIVES, "objective")
@@ -262,12 +277,13 @@ class LossDiagnoser:
         _check_choice(self.gap, GAPS, "gap")
         _check_choice(self.negatives, NEGATIVES, "negatives")
         for name in ("n_members", "hidden", "max_epochs", "batch_size", "patience"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if self.pair_group is not None and (not isinstance(self.pair_group, int) or self.pair_group < 2):
-            raise ValueError(f"pair_group must be an integer >= 2 or None (all pairs of a minibatch), "
-                             f"got {self.pair_group!r}")
+            setattr(self, name, check_positive_int(getattr(self, name), name))  # np.int64 -> int
+        if self.pair_group is not None:
+            try:
+                self.pair_group = check_positive_int(self.pair_group, "pair_group", 2)
+            except ValueError:
+                raise ValueError(f"pair_group must be an integer >= 2 or None (all pairs of a "
+                                 f"minibatch), got {self.pair_group!r}") from None
         if not isinstance(self.bootstrap, bool):
             raise ValueError(f"bootstrap must be True or False, got {self.bootstrap!r}")
         if self.lr is not None and not self.lr > 0:
@@ -321,10 +337,12 @@ class LossDiagnoser:
                             f"{self.objective}; check that per-sample losses were computed")
         if self.objective == "rank":
             self.target_mean_, self.target_std_ = 0.0, 1.0
-            return y.astype(np.float32)
+            with np.errstate(over="ignore"):  # overflow is reported just below
+                return check_training_targets(y.astype(np.float32), y, self.objective)
         t = slog(y)
         self.target_mean_, self.target_std_ = float(t.mean()), float(t.std())
-        return ((t - self.target_mean_) / self.target_std_).astype(np.float32)
+        return check_training_targets(((t - self.target_mean_) / self.target_std_).astype(np.float32),
+                                      y, self.objective)
 
     def _split(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         order = rng.permutation(n)
@@ -520,7 +538,8 @@ class LossDiagnoser:
     def _output(self, raw: np.ndarray) -> np.ndarray:
         z = (raw - self.member_center_[:, None]) / self.member_scale_[:, None]
         if self.objective == "regress":
-            return inverse_slog(z * self.target_std_ + self.target_mean_)
+            # in float64: losses up to ~1e308 (their slog is ~710) would overflow float32 here
+            return inverse_slog(z.astype(np.float64) * self.target_std_ + self.target_mean_)
         return z.astype(np.float64)
 
     def predict_members(self, X: Any, *, modality: str = "data") -> np.ndarray:
@@ -557,7 +576,11 @@ class LossDiagnoser:
         """Write `weights.safetensors` and `diagnoser.json` into directory `path`."""
         self._check_fitted()
         out = Path(path)
-        out.mkdir(parents=True, exist_ok=True)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):
+            raise ConfigError(f"cannot save the diagnoser to {out}: it (or a folder above it) is "
+                              "a file; give the path of a folder") from None
         tensors = {f"param.{i}": p.detach().float().cpu().numpy()
                    for i, p in enumerate(self.heads_.parameters())}
         tensors["data_mean"] = self.data_mean_
@@ -586,16 +609,22 @@ class LossDiagnoser:
                                     f"directory that LossDiagnoser.save() wrote")
         try:
             meta = json.loads(meta_file.read_text())
-            tensors = load_file(str(weights_file))
             if not isinstance(meta, dict) or meta.get("format") != FORMAT:
                 raise ValueError(f"format is not {FORMAT}")
             params = dict(meta["params"])
             params["device"] = device
             self = cls(**params)
             self._check_params()
-            self.dim_ = int(meta["dim"])
+            self.dim_ = check_positive_int(meta["dim"], "dim")
+            # Sizes against the header first: nothing is allocated for a tampered diagnoser.json.
+            check_saved_shapes(weights_file, self.n_members, self.dim_, self.arch, self.hidden)
+            tensors = load_file(str(weights_file))
+            check_saved_vectors(tensors, src)
             self.target_mean_ = float(meta["target_mean"])
             self.target_std_ = float(meta["target_std"])
+            if not (math.isfinite(self.target_mean_) and math.isfinite(self.target_std_)
+                    and self.target_std_ > 0):
+                raise ValueError("target_mean/target_std must be finite and target_std positive")
             self.n_epochs_ = int(meta["n_epochs"])
             scores = meta.get("validation_scores")
             self.validation_scores_ = None if scores is None else [float(v) for v in scores]

@@ -85,6 +85,12 @@ def weights_key(model: str, version: str, suffix: str) -> str:
     return f"{release_prefix(model, version)}/weights{suffix}"
 
 
+def registration_key(model: str, version: str) -> str:
+    """Key of a release's registration record (its content and weights' sha256), created only if
+    absent, so one of two concurrent registrations of a version wins."""
+    return f"{release_prefix(model, version)}/registration.json"
+
+
 def weights_info_key(model: str, version: str) -> str:
     """Key of the JSON sidecar (PartInfo: size and sha256) of a release's weights."""
     return f"{release_prefix(model, version)}/weights.json"

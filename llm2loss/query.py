@@ -23,32 +23,22 @@ from scipy.special import expit
 
 from llm2loss import audit, layout
 from llm2loss.config import StoreSettings
-from llm2loss.errors import ConfigError, DataError, NotFoundError
+from llm2loss.errors import DataError, NotFoundError
+from llm2loss.phrases import MAX_PHRASE_CHARS, normalise_phrases  # noqa: F401 (re-exported)
 from llm2loss.verdicts import A_WORSE, B_WORSE
 
-MAX_PHRASE_CHARS = 300
 LOSS_DIAGNOSER = "rank-mlp"
 FAMILIARITY_DIAGNOSER = "familiarity-mlp"
 
 
 def validate_phrases(phrases: list[str]) -> list[str]:
-    """Phrases must be non-empty and at most MAX_PHRASE_CHARS characters; returns them stripped.
+    """The phrases normalised and validated (`llm2loss.phrases.normalise_phrase`: UTF-8, one line,
+    no control characters, something visible, at most MAX_PHRASE_CHARS characters).
 
     An empty list passes (an audit may configure no extra phrases); callers that need at least
     one phrase require it themselves.
     """
-    cleaned = []
-    for phrase in phrases:
-        text = phrase.strip() if isinstance(phrase, str) else ""
-        if not text:
-            raise ConfigError("a phrase is empty: give each phrase some words, e.g. \"an email about a mortgage\"")
-        if len(text) > MAX_PHRASE_CHARS:
-            raise ConfigError(
-                f"a phrase has {len(text)} characters, over the limit of {MAX_PHRASE_CHARS}: "
-                "shorten it to a description of a concept, not a document"
-            )
-        cleaned.append(text)
-    return cleaned
+    return normalise_phrases(list(phrases))
 
 
 def completed_manifest(store_settings: StoreSettings, model: str, version: str) -> dict[str, Any]:
