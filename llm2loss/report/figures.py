@@ -22,7 +22,7 @@ MAX_PAIRS = 15
 MAX_ATTRIBUTES = 30
 WRAP = 40
 #: An axis turns symmetric-log when its largest |value| exceeds this many times the median |value|.
-OUTLIER_RATIO = 8.0
+OUTLIER_RATIO = 6.0
 IN_COLOUR, OUT_COLOUR, DATA_COLOUR = "#2b6cb0", "#c05621", "#2f855a"
 MUTED = "#a0aec0"
 
@@ -78,7 +78,7 @@ def familiarity_figure(metrics: dict[str, Any]) -> bytes | None:
         chosen += _spread(rows, MAX_BARS_PER_DOMAIN)
     y = np.arange(len(chosen))
     colours = [IN_COLOUR if r["domain"] == "in-domain" else OUT_COLOUR for r in chosen]
-    fig = Figure(figsize=(11, 0.32 * len(chosen) + 1.6))
+    fig = Figure(figsize=(11, 0.32 * len(chosen) + 1.6), layout="constrained")
     left, right = fig.subplots(1, 2, sharey=True)
     left.barh(y, [r["logit"] for r in chosen], xerr=[r["logit_std"] for r in chosen], color=colours)
     right.barh(y, [r["probability"] for r in chosen], xerr=[r["probability_std"] for r in chosen],
@@ -126,7 +126,8 @@ def failures_figure(metrics: dict[str, Any]) -> bytes | None:
         return None
     rows = rows[::-1]
     y = np.arange(len(rows))
-    fig = Figure(figsize=(9, 0.42 * len(rows) + 1.5))
+    height = 0.42 * len(rows) + 1.5
+    fig = Figure(figsize=(9, height))
     ax = fig.subplots()
     ax.errorbar([r["percentile"] for r in rows], y, xerr=[r["percentile_std"] for r in rows],
                 fmt="o", color=IN_COLOUR, ecolor=IN_COLOUR, elinewidth=2, capsize=5,
@@ -142,9 +143,10 @@ def failures_figure(metrics: dict[str, Any]) -> bytes | None:
     ax.set_yticks(y, [wrap_label(r["phrase"]) for r in rows], fontsize=8)
     ax.set_xlim(low, 100.5)
     ax.grid(axis="x", color="#e2e8f0")
-    ax.legend(loc="lower left", fontsize=8)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.45 / (0.77 * height)), ncol=2, fontsize=8,
+              frameon=False)
     start = f" (axis starts at {low:.0f})" if low else ""
-    ax.set_xlabel(f"loss percentile among held-out samples{start}")
+    ax.set_xlabel(f"loss percentile among held-out samples{start}", labelpad=2)
     ax.set_title("Phrases estimated to fail most")
     return _png(fig)
 
@@ -207,7 +209,7 @@ def attributes_figure(metrics: dict[str, Any]) -> bytes | None:
     if not rows:
         return None
     y = np.arange(len(rows))
-    fig = Figure(figsize=(11, 0.36 * len(rows) + 1.8))
+    fig = Figure(figsize=(11, 0.36 * len(rows) + 1.8), layout="constrained")
     left, right = fig.subplots(1, 2, sharey=True)
     for i, r in enumerate(rows):
         value = r["measured"]["loss"]["signed"]

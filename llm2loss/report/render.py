@@ -20,6 +20,9 @@ from llm2loss.report.tables import Table, fmt
 __all__ = ["CSS", "Figure", "Section", "build_sections", "html_section", "html_table",
            "markdown_section", "markdown_table", "md_escape", "render_html", "render_markdown"]
 
+#: Tables with more rows than this are folded (a click shows them); reasons lists likewise.
+LONG_TABLE = 25
+SHOWN_REASONS = 6
 _MD_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*_[]|~#"})
 
 CSS = """
@@ -49,7 +52,8 @@ text-transform:uppercase;letter-spacing:.03em;background:#e2e8f0;color:#2d3748}
 .cards{display:flex;flex-wrap:wrap;gap:.6rem;margin-bottom:.6rem}
 .card{border:1px solid #cbd5e0;border-radius:.3rem;padding:.3rem .8rem;background:#fff;min-width:9rem}
 .card .label{color:#4a5568;font-size:.8rem} .card .value{font-size:1.3rem;font-weight:600}
-.biggest{font-weight:600;margin:.3rem 0}
+.biggest{font-weight:600;margin:.3rem 0} details.more{margin:-.6rem 0 1rem 2.5rem}
+details>summary{cursor:pointer;color:#2b6cb0}
 nav.toc{font-size:.85rem;color:#4a5568} nav.toc a{color:#2b6cb0;margin-right:.8rem}
 """
 
@@ -75,9 +79,11 @@ def html_table(table: Table) -> str:
     if not table.rows:
         body = f'<tr><td colspan="{len(table.headers)}">(no rows)</td></tr>'
     note = f'<p class="note">{html.escape(table.note)}</p>' if table.note else ""
-    return (f'<h3>{html.escape(table.title)}</h3>{note}<div class="scroll">'
-            f'<table id="table-{html.escape(table.key)}">'
-            f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>")
+    box = (f'<div class="scroll"><table id="table-{html.escape(table.key)}">'
+           f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>")
+    if len(table.rows) > LONG_TABLE:
+        box = f"<details><summary>Show all {len(table.rows)} rows</summary>{box}</details>"
+    return f"<h3>{html.escape(table.title)}</h3>{note}{box}"
 
 
 _THUMBNAIL = re.compile(r"data:image/png;base64,[A-Za-z0-9+/]+={0,2}")
@@ -139,6 +145,17 @@ def _html_findings(section: Section) -> str:
                    for title, items in section.groups)
 
 
+def _html_reasons(title: str, reasons: list[str]) -> str:
+    """A titled list of reasons; beyond SHOWN_REASONS the rest fold behind a click."""
+    items = [f"<li>{html.escape(r)}</li>" for r in reasons]
+    rest = items[SHOWN_REASONS:]
+    more = (f'<details class="more"><summary>{len(rest)} more</summary><ul class="reasons">'
+            + "".join(rest) + "</ul></details>") if rest else ""
+    return (f'<p class="biggest">{severity_badge("high")} {html.escape(title)} '
+            f'({len(reasons)})</p><ul class="reasons">' + "".join(items[:SHOWN_REASONS])
+            + f"</ul>{more}")
+
+
 def _html_figure(figure: Figure) -> str:
     caption = (f"<figcaption>{html.escape(figure.caption)}</figcaption>"
                if figure.caption else "")
@@ -154,13 +171,10 @@ def html_section(section: Section) -> str:
     if section.view is not None:
         parts.append(overview_html(section.view))
     parts += [f"<p>{html.escape(p)}</p>" for p in section.paragraphs]
-    if section.reasons is not None:
-        title, reasons = section.reasons
-        parts.append(f'<p class="biggest">{severity_badge("high")} {html.escape(title)}</p>'
-                     '<ul class="reasons">'
-                     + "".join(f"<li>{html.escape(r)}</li>" for r in reasons) + "</ul>")
     if section.bullets is not None:
         parts.append(_html_findings(section))
+    if section.reasons is not None:
+        parts.append(_html_reasons(*section.reasons))
     parts += [f'<p class="note">{html.escape(n)}</p>' for n in section.notes]
     parts += [_html_figure(f) for f in section.figures]
     parts += [html_table(t) for t in section.tables]
@@ -223,9 +237,6 @@ def markdown_section(section: Section, *, with_figures: bool = True) -> str:
     if section.view is not None:
         lines.append(overview_markdown(section.view, md_escape))
     lines += [md_escape(p) + "\n" for p in section.paragraphs]
-    if section.reasons is not None:
-        title, reasons = section.reasons
-        lines += [f"**{md_escape(title)}**", "", *[f"- {md_escape(r)}" for r in reasons], ""]
     if section.bullets is not None:
         groups = section.groups if section.groups is not None else [("", section.bullets)]
         for title, items in groups:
@@ -234,6 +245,9 @@ def markdown_section(section: Section, *, with_figures: bool = True) -> str:
             for bullet in items:
                 lines += _markdown_bullet(bullet)
             lines.append("")
+    if section.reasons is not None:
+        title, reasons = section.reasons
+        lines += [f"**{md_escape(title)}**", "", *[f"- {md_escape(r)}" for r in reasons], ""]
     lines += [md_escape(n) + "\n" for n in section.notes]
     if with_figures:
         for f in section.figures:
