@@ -21,6 +21,8 @@ MAX_BARS_PER_DOMAIN = 12
 MAX_PAIRS = 15
 MAX_ATTRIBUTES = 30
 WRAP = 40
+#: The failures axis starts at 0 unless every point lies above this percentile (plus a margin).
+MIN_ZOOM = 30.0
 #: An axis turns symmetric-log when its largest |value| exceeds this many times the median |value|.
 OUTLIER_RATIO = 6.0
 IN_COLOUR, OUT_COLOUR, DATA_COLOUR = "#2b6cb0", "#c05621", "#2f855a"
@@ -97,13 +99,14 @@ def familiarity_figure(metrics: dict[str, Any]) -> bytes | None:
 
 
 def _failures_low(rows: list[dict[str, Any]]) -> float:
-    """Where the failures axis starts: 0, or just below the lowest whisker or measured point
-    (rounded down to 10) so that whiskers of phrases all near 100 stay visible."""
+    """Where the failures axis starts: just below the lowest whisker or measured point (rounded
+    down to 10) so that whiskers of phrases all near 100 stay visible; 0 when that would start
+    below MIN_ZOOM (a zoom that small helps nobody)."""
     lows = [r["percentile"] - (r.get("percentile_std") or 0.0) for r in rows]
     lows += [r["measured"]["percentile"] for r in rows
              if (r.get("measured") or {}).get("percentile") is not None]
     low = math.floor((min(lows) - 5.0) / 10.0) * 10.0
-    return float(min(max(low, 0.0), 90.0))
+    return 0.0 if low < MIN_ZOOM else float(min(low, 90.0))
 
 
 def failures_caption(metrics: dict[str, Any]) -> str:

@@ -108,8 +108,9 @@ def _examples_html(examples: Any, key: str) -> str:
         f"<td>{_preview_html(e.get('preview'))}</td></tr>"
         for e in examples if isinstance(e, dict))
     return (f'<details class="examples"><summary>{len(examples)} held-out samples behind this '
-            f'finding</summary><table id="table-{html.escape(key)}"><thead><tr><th>phrase</th><th>id</th><th>loss</th>'
-            f"<th>sample</th></tr></thead><tbody>{rows}</tbody></table></details>")
+            f'finding</summary><div class="scroll"><table id="table-{html.escape(key)}"><thead>'
+            f"<tr><th>phrase</th><th>id</th><th>loss</th><th>sample</th></tr></thead>"
+            f"<tbody>{rows}</tbody></table></div></details>")
 
 
 def _html_bullet(text: str, key: str) -> str:
