@@ -160,13 +160,13 @@ def comparisons_figure(metrics: dict[str, Any]) -> bytes | None:
     if not rows:
         return None
     rows = sorted(rows, key=lambda r: -abs(r["percentile_quartiles"][2]))[:MAX_PAIRS][::-1]
-    fig = Figure(figsize=(10, 0.62 * len(rows) + 1.6))
+    fig = Figure(figsize=(9, 0.62 * len(rows) + 1.6))
     ax = fig.subplots()
     ax.boxplot([r["percentile_differences"] for r in rows], orientation="horizontal", whis=(0, 100))
     ax.axvline(0, color="grey", ls=":")
     names = [f"{wrap_label(r['a'], 55, 1)}\nvs {wrap_label(r['b'], 45, 1)}  "
              f"(P(a worse) = {r['p_a_worse']:.2f})" for r in rows]
-    ax.set_yticks(np.arange(1, len(rows) + 1), names, fontsize=7.5)
+    ax.set_yticks(np.arange(1, len(rows) + 1), names, fontsize=8)
     ax.grid(axis="x", color="#e2e8f0")
     ax.set_xlabel("estimated loss of a minus b, percentile points of held-out samples "
                   "(one value per member)")

@@ -34,6 +34,7 @@ padding-bottom:.2rem;margin-top:2.2rem;margin-bottom:.2rem} h3{margin:1.2rem 0 .
 table{border-collapse:collapse;margin:.6rem 0 1rem;font-size:.86rem}
 th,td{border:1px solid #cbd5e0;padding:.25rem .5rem;text-align:left;vertical-align:top}
 th{background:#edf2f7} td.num{text-align:right;font-variant-numeric:tabular-nums}
+.scroll td.text{min-width:9rem} .scroll td.long{min-width:18rem}
 .scroll{overflow-x:auto;max-width:100%} .scroll table{margin-top:0}
 .note{color:#4a5568;font-size:.85rem} .uncertain{color:#975a16}
 img{max-width:100%;height:auto;border:1px solid #e2e8f0;margin:.5rem 0}
@@ -67,9 +68,13 @@ def md_escape(text: Any) -> str:
 
 
 def _html_cell(value: Any) -> str:
+    """A cell: numbers right-aligned; long text gets a minimum width so that a wide table
+    scrolls instead of squeezing its phrases to one word per line."""
     numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
-    cls = ' class="num"' if numeric else ""
-    return f"<td{cls}>{html.escape(fmt(value))}</td>"
+    text = fmt(value)
+    cls = ' class="num"' if numeric else ' class="long"' if len(text) > 60 else \
+        ' class="text"' if len(text) > 24 else ""
+    return f"<td{cls}>{html.escape(text)}</td>"
 
 
 def html_table(table: Table) -> str:
@@ -152,8 +157,9 @@ def _html_reasons(title: str, reasons: list[str]) -> str:
     rest = items[SHOWN_REASONS:]
     more = (f'<details class="more"><summary>{len(rest)} more</summary><ul class="reasons">'
             + "".join(rest) + "</ul></details>") if rest else ""
-    return (f'<p class="biggest">{severity_badge("high")} {html.escape(title)} '
-            f'({len(reasons)})</p><ul class="reasons">' + "".join(items[:SHOWN_REASONS])
+    count = f"{len(reasons)} reason{'s' if len(reasons) != 1 else ''}"
+    return (f'<p class="biggest">{severity_badge("high")} {html.escape(title)}, {count}:</p>'
+            '<ul class="reasons">' + "".join(items[:SHOWN_REASONS])
             + f"</ul>{more}")
 
 
@@ -248,7 +254,8 @@ def markdown_section(section: Section, *, with_figures: bool = True) -> str:
             lines.append("")
     if section.reasons is not None:
         title, reasons = section.reasons
-        lines += [f"**{md_escape(title)}**", "", *[f"- {md_escape(r)}" for r in reasons], ""]
+        lines += [f"**{md_escape(title)}, {len(reasons)} reasons:**", "",
+                  *[f"- {md_escape(r)}" for r in reasons], ""]
     lines += [md_escape(n) + "\n" for n in section.notes]
     if with_figures:
         for f in section.figures:

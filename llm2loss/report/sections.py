@@ -72,7 +72,7 @@ def _regression_section(regression: dict[str, Any], figure: list[Figure]) -> Sec
     bullets = [f for f in said if f is not verdict]
     reasons = None
     if regression.get("significant_regression"):
-        reasons = ("Significant regression, because:", [str(r) for r in regression.get("reasons", [])])
+        reasons = ("Significant regression", [str(r) for r in regression.get("reasons", [])])
     paragraphs = [f"Previous version: {previous.get('model')}@{previous.get('version')}. "
                   f"Significant regression: {fmt(bool(regression.get('significant_regression')))}."]
     notes = [f"Rule: {regression.get('rule', '')}."]

@@ -126,7 +126,7 @@ def test_findings_are_in_the_page(rendered: Rendered, page: tuple[str, ReportPar
     # the rule's verdict is shown as a list: every reason is its own item, none is left out
     _, parser = page
     assert parser.items["reasons"] == rendered.regression["reasons"]
-    assert any(t.endswith("Significant regression, because: (5)") for _, _, t in parser.headings)
+    assert any(t.endswith("Significant regression, 5 reasons:") for _, _, t in parser.headings)
 
 
 def test_user_html_is_escaped_everywhere(rendered: Rendered, page: tuple[str, ReportParser]) -> None:
