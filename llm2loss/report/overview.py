@@ -141,9 +141,9 @@ def _ratio(change: Change) -> str:
 
 
 def _status(view: Overview) -> tuple[str, str]:
-    """(severity class, sentence) of the version-to-version verdict."""
+    """(label, sentence) of the version-to-version verdict; "baseline" for a first version."""
     if view.regressed is None:
-        return "none", "First audited version: no previous version to compare against."
+        return "baseline", "First audited version: no previous version to compare against."
     if view.regressed:
         return "high", (f"Significant regression against {view.previous_release} "
                         f"({view.reasons} reason{'s' if view.reasons != 1 else ''}, listed under "
@@ -152,7 +152,7 @@ def _status(view: Overview) -> tuple[str, str]:
 
 
 def severity_badge(severity: str) -> str:
-    """A coloured label (high / medium / low / none)."""
+    """A coloured label: high (red), medium (orange), low (green), anything else grey."""
     cls = severity if severity in SEVERITIES else "none"
     return f'<span class="sev {cls}">{html.escape(severity)}</span>'
 

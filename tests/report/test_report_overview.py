@@ -117,7 +117,7 @@ def test_a_first_version_and_a_clean_version(rendered: RenderedReport, tmp_path:
     render_report(rendered.metrics, tmp_path / "first")
     text, parser = _parse(tmp_path / "first")
     assert _texts(parser, "overview", "p.status") == [
-        "none First audited version: no previous version to compare against."]
+        "baseline First audited version: no previous version to compare against."]
     assert "overall-change" not in parser.tables and "regression" not in parser.sections
     cards = [t for t in parser.tags if t == "div"]
     assert cards and f'<div class="value">{fmt(rendered.metrics["data"]["test_error_rate"])}' in text
@@ -177,3 +177,22 @@ def test_long_phrases_wrap_instead_of_being_cut() -> None:
     long = wrap_label("word " * 40)
     assert long.count("\n") == 1 and long.endswith("…")
     assert wrap_label("costs $5") == r"costs \$5"
+
+
+def test_the_verdict_block_escapes_what_it_shows(rendered: RenderedReport) -> None:
+    from llm2loss.report.overview import overview, overview_html, overview_markdown
+    from llm2loss.report.render import md_escape
+
+    xss = "<script>alert(1)</script>"
+    regression = copy.deepcopy(rendered.regression)
+    regression["previous"] = {"model": xss, "version": "<b>v1</b>"}
+    regression["phrases_rose"][0].update(phrase=xss, change=1e6)
+    metrics = copy.deepcopy(rendered.metrics)
+    metrics["summary"]["model"] = xss
+    view = overview(metrics, regression, headline_findings(metrics))
+    block = overview_html(view)
+    assert "<script" not in block and "<b>" not in block
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;@&lt;b&gt;v1&lt;/b&gt;" in block
+    assert f"Largest phrase rise: &#x27;{html.escape(xss, quote=False)}&#x27;" in block
+    markdown = overview_markdown(view, md_escape)
+    assert "<script" not in markdown and "&lt;script&gt;" in markdown
