@@ -17,6 +17,8 @@ import html
 from dataclasses import dataclass, field
 from typing import Any
 
+# _overall_changes is the findings' own rule for the overall change and its severity: the first
+# screen shows exactly what the regression findings state, never a second rule.
 from llm2loss.report.findings import Finding, _overall_changes
 from llm2loss.report.tables import fmt
 
