@@ -79,7 +79,7 @@ def prefect_artifact_payloads(metrics: dict[str, Any], report_uri: str,
                               regression: dict[str, Any] | None = None) -> dict[str, Any]:
     """What the pipeline publishes as Prefect artifacts for one audit.
 
-    Returns {"markdown": summary + findings, "tables": {name: list of row dicts}, "link":
+    Returns {"markdown": verdict + findings + audit facts, "tables": {name: list of row dicts}, "link":
     report_uri, "regression_markdown": str or None}. Table names are artifact-key safe
     (lowercase letters and dashes).
     """
@@ -88,11 +88,12 @@ def prefect_artifact_payloads(metrics: dict[str, Any], report_uri: str,
     _check_metrics(metrics)
     sections = {s.key: s for s in build_sections(metrics, regression, with_figures=False)}
     markdown = "\n".join(markdown_section(sections[key], with_figures=False)
-                         for key in ("summary", "findings"))
+                         for key in ("overview", "findings", "summary"))
     markdown += f"\n[Full report]({md_escape(report_uri)})\n"
     table_list = [tables.validity_table(metrics), tables.familiarity_table(metrics),
                   tables.failures_table(metrics), tables.comparisons_table(metrics),
-                  tables.attributes_table(metrics), tables.agreement_table(metrics)]
+                  tables.attributes_table(metrics), tables.attributes_predicted_table(metrics),
+                  tables.agreement_table(metrics)]
     payload: dict[str, Any] = {
         "markdown": markdown,
         "tables": {t.key: t.records() for t in table_list},
