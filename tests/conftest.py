@@ -31,7 +31,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 # The test models are release entrypoints too; set before any Dask worker starts (they inherit it).
-os.environ.setdefault("LLM2LOSS_ALLOW_ENTRYPOINTS", "fault_models,inputs_fixture_models,no_such_package")
+os.environ.setdefault("LLM2LOSS_ALLOW_ENTRYPOINTS", "fault_models,inputs_fixture_models,no_such_package,no_such_module_xyz")
 
 TEST_ACCESS_KEY = "llm2loss-test-key"
 TEST_SECRET_KEY = "llm2loss-test-secret-0123456789"

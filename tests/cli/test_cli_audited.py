@@ -147,13 +147,14 @@ def test_a_failing_audit_is_one_line_without_prefect_logs(audited, tmp_path):
     release = ReleaseSpec.model_validate(data)
     path = write_release_file(release, tmp_path)
     assert run("register", path, "--store", store, "--no-event").exit_code == 0
-    result = run("audit", f"{MODEL}@broken", "--store", store, env=audited["env"])
+    env = audited["env"]  # tests/conftest.py allows no_such_module_xyz, so the import is tried
+    result = run("audit", f"{MODEL}@broken", "--store", store, env=env)
     lines = result.stderr.strip().splitlines()
     assert result.exit_code == 1 and lines[-1].startswith("error: ") and "no_such_module_xyz" in lines[-1]
     assert "fix the module path" in lines[-1] and sum(line.startswith("error") for line in lines) == 1
     assert lines[0].startswith(f"auditing {MODEL}@broken") and all(line.startswith("  ") for line in lines[1:-1])
     assert " | INFO " not in result.stdout + result.stderr and "Traceback" not in result.stdout
-    as_json = run("audit", f"{MODEL}@broken", "--store", store, "--json", env=audited["env"])
+    as_json = run("audit", f"{MODEL}@broken", "--store", store, "--json", env=env)
     assert as_json.exit_code == 1 and json.loads(as_json.stdout)["type"] == "ConfigError"
 
 
