@@ -47,10 +47,14 @@ def _env(code_root: Path) -> dict[str, str]:
     return env
 
 
-def timed(argv: list[str], env: dict[str, str]) -> float:
-    """Wall seconds of one process run; fails loudly when the command fails."""
+def timed(argv: list[str], env: dict[str, str], cwd: Path) -> float:
+    """Wall seconds of one process run in `cwd`; fails loudly when the command fails.
+
+    `cwd` is the checkout whose code runs: `python -m` puts the working folder first on sys.path,
+    ahead of PYTHONPATH.
+    """
     start = time.perf_counter()
-    proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600, check=False)
+    proc = subprocess.run(argv, env=env, cwd=cwd, capture_output=True, text=True, timeout=600, check=False)
     seconds = time.perf_counter() - start
     if proc.returncode not in (0, 1) or (proc.returncode == 1 and "gate" not in argv):
         raise SystemExit(f"{' '.join(argv[:6])} ... failed ({proc.returncode}): {proc.stderr[-1500:]}")
@@ -73,13 +77,26 @@ def commands(store: str, run: int) -> dict[str, list[str]]:
 def ensure_store(store: str | None, tmp: Path) -> str:
     """A store with finished audits of spam-filter v1 and v2 (built with the demo if not given)."""
     if store is not None:
-        return store
+        return str(Path(store).resolve())
     built = str(tmp / "store")
     env = _env(REPO) | {"LLM2LOSS_AUDIT__SHARD_SIZE": "80", "LLM2LOSS_AUDIT__DIAGNOSERS__N_MEMBERS": "5"}
     print("building a store: llm2loss demo --limit 160 ...", flush=True)
     subprocess.run([sys.executable, "-m", "llm2loss.cli", "demo", "--limit", "160", "--store", built],
                    env=env, check=True, capture_output=True, timeout=1800)
     return built
+
+
+def notes(medians: dict[tuple[str, str], float]) -> str:
+    """What the figures say: the query beyond its torch floor, and the ratios to before."""
+    query, torch_floor = medians[("now", "query")], medians[("now", "import torch")]
+    text = (f"`query` is {query:.1f} s, of which {torch_floor:.1f} s is importing torch alone (the floor of any "
+            f"command that runs a diagnoser): {query - torch_floor:.1f} s beyond it for the rest of the "
+            "imports, opening the audit, loading the MiniLM in plain torch and one estimate.")
+    if ("before", "query") in medians:
+        text += (f" Before (sentence-transformers imported, a temporary Prefect server for a finished audit) the "
+                 f"same moment gave query {medians[('before', 'query')]:.1f} s and audit "
+                 f"{medians[('before', 'audit (finished)')]:.1f} s.")
+    return text
 
 
 def main() -> None:
@@ -100,7 +117,7 @@ def main() -> None:
                         continue
                     if label == "before" and name == "gate" and not (root / "llm2loss" / "gate.py").exists():
                         continue
-                    times.setdefault((label, name), []).append(timed(argv, _env(root)))
+                    times.setdefault((label, name), []).append(timed(argv, _env(root), root))
             print(f"run {run + 1}/{args.repeats} done", flush=True)
     medians = {key: statistics.median(v) for key, v in times.items()}
     lines = ["## CLI", "",
@@ -119,6 +136,7 @@ def main() -> None:
             before = medians.get(("before", name))
             row += (f" {before:.2f} | {medians[('now', name)] / before:.2f} |" if before else " | |")
         lines.append(row)
+    lines += ["", notes(medians)]
     print("\n".join(lines))
     if not args.no_write:
         write_section(lines)
