@@ -63,7 +63,7 @@ def timed(argv: list[str], env: dict[str, str], cwd: Path) -> float:
 
 def commands(store: str, run: int) -> dict[str, list[str]]:
     """The commands measured; the query phrase is new on every run."""
-    cli = [sys.executable, "-m", "llm2loss.cli"]
+    cli = [sys.executable, "-m", "app.cli"]
     return {
         "python -c pass": [sys.executable, "-c", "pass"],
         "import torch": [sys.executable, "-c", "import torch"],
@@ -81,7 +81,7 @@ def ensure_store(store: str | None, tmp: Path) -> str:
     built = str(tmp / "store")
     env = _env(REPO) | {"LLM2LOSS_AUDIT__SHARD_SIZE": "80", "LLM2LOSS_AUDIT__DIAGNOSERS__N_MEMBERS": "5"}
     print("building a store: llm2loss demo --limit 160 ...", flush=True)
-    subprocess.run([sys.executable, "-m", "llm2loss.cli", "demo", "--limit", "160", "--store", built],
+    subprocess.run([sys.executable, "-m", "app.cli", "demo", "--limit", "160", "--store", built],
                    env=env, check=True, capture_output=True, timeout=1800)
     return built
 
@@ -121,7 +121,7 @@ def main() -> None:
             print(f"run {run + 1}/{args.repeats} done", flush=True)
     medians = {key: statistics.median(v) for key, v in times.items()}
     lines = ["## CLI", "",
-             f"Cold command latency: each run a new process (`{Path(sys.executable).name} -m llm2loss.cli ...`), "
+             f"Cold command latency: each run a new process (`{Path(sys.executable).name} -m app.cli ...`), "
              f"median of {args.repeats} runs, on {platform.machine()} with {os.cpu_count()} CPUs "
              f"(load average at the end {os.getloadavg()[0]:.1f}). The query phrase is new on every run. "
              "`benchmarks/bench_cli.py`.", "",

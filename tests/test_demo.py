@@ -19,7 +19,7 @@ pytestmark = pytest.mark.integration
 
 
 def test_demo_end_to_end_then_rerun_reuses_everything(prefect_server, dask_cluster, cache_dir, tmp_path: Path):
-    from llm2loss.demo import run_demo
+    from app.demo import run_demo
 
     cfg = Settings(
         store=StoreSettings(uri=str(tmp_path / "store")),
@@ -63,7 +63,7 @@ def test_demo_without_a_prefect_server_starts_one_temporary_server_for_all_proce
     env.update(PREFECT_HOME=str(tmp_path / "prefect"), LLM2LOSS_CACHE_DIR=str(cache_dir),
                PREFECT_SERVER_ANALYTICS_ENABLED="false", HF_HUB_OFFLINE="1")
     proc = subprocess.run(
-        [sys.executable, "-m", "llm2loss.cli", "demo", "--limit", "40", "--store", str(tmp_path / "store")],
+        [sys.executable, "-m", "app.cli", "demo", "--limit", "40", "--store", str(tmp_path / "store")],
         env=env, capture_output=True, text=True, timeout=600, cwd=Path(__file__).resolve().parents[1])
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, output[-3000:]

@@ -26,7 +26,7 @@ from cli_helpers import assert_one_line_error, write_release_file
 from typer.testing import CliRunner
 
 from llm2loss import audit as stages
-from llm2loss.cli import app
+from app.cli import app
 from llm2loss.config import StoreSettings
 from llm2loss.report import prefect_artifact_payloads
 from llm2loss.store import ArtifactStore
@@ -107,7 +107,7 @@ def test_audit_json_of_a_finished_audit_is_its_manifest(audited):
 
 def test_audit_of_a_finished_release_starts_nothing(audited):
     """Not even Prefect is imported: the manifest is read and the findings printed."""
-    code = ("import sys; from llm2loss.cli import app; "
+    code = ("import sys; from app.cli import app; "
             f"app(['audit', '{MODEL}@v2', '--store', {audited['store']!r}], standalone_mode=False); "
             "print('imported:', sorted(m for m in ('prefect', 'dask', 'distributed', 'torch', 'flows.audit') "
             "if m in sys.modules))")

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from llm2loss import registry
-from llm2loss.cli import jsonable
+from app.cli import jsonable
 from llm2loss.config import DatasetSpec, ReleaseSpec
 from llm2loss.query import MAX_PHRASE_CHARS
 from llm2loss.store import ArtifactStore

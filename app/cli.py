@@ -23,8 +23,8 @@ from rich.table import Table
 from rich.text import Text
 
 
-from llm2loss import cli_format
-from llm2loss.cli_errors import OneLineUsageErrors, friendly_errors, one_line, validation_problems
+from app import cli_format
+from app.cli_errors import OneLineUsageErrors, friendly_errors, one_line, validation_problems
 from llm2loss.config import ReleaseSpec, Settings
 from llm2loss.errors import ConfigError
 from llm2loss.gate import DEFAULT_MAX_ERROR_RATE_RISE
@@ -188,7 +188,7 @@ def audit(
 def _run_audit_flow(cfg: Settings, model: str, version: str, *, as_json: bool, verbose: bool) -> dict[str, Any]:
     """Run the audit flow here: stage lines and bars on stderr, Prefect/Dask logs in a log file."""
     from llm2loss.console import StageConsole, use
-    from llm2loss.demo import local_prefect_defaults
+    from app.demo import local_prefect_defaults
     from flows.logs import console_logging, log_file_for
 
     local_prefect_defaults()
@@ -549,7 +549,7 @@ def demo(
 
     Example: llm2loss demo --limit 400
     """
-    from llm2loss.demo import run_demo
+    from app.demo import run_demo
 
     run_demo(settings(store), limit=limit, console=_out(), verbose=verbose)
 
