@@ -568,10 +568,16 @@ def reading(results: list[dict[str, Any]]) -> list[str]:
     sweep_rows = sweep(results)
     off = [r for r in sweep_rows if r["MIN_SEPARATION"] == 0.0]
     on = [r for r in sweep_rows if r["MIN_SEPARATION"] > 0.0]
+    current = next((r for r in off if r["P_STATE"] == verdicts.P_STATE), off[0])
+    unlabelled = ", ".join("{} {}/{}".format(g, current[g][0], current[g][1]) for g in groups)
     lines.append(f"- Which check removes the wrong ones (sweep): with the 0-shot AUROC check off "
                  f"the worst confident-wrong rate is {max(r['worst_cw'] for r in off):.2f}; with "
                  f"MIN_SEPARATION in {sorted({r['MIN_SEPARATION'] for r in on})} it is "
-                 f"{max(r['worst_cw'] for r in on):.2f}, for any P_STATE in {list(SWEEP_P)}.")
+                 f"{max(r['worst_cw'] for r in on):.2f}, for any P_STATE in {list(SWEEP_P)}. "
+                 f"A pair without attribute labels has no AUROC, so it gets the check-off "
+                 f"figures (P_STATE {current['P_STATE']}): {unlabelled} stated/wrong: the "
+                 "retrieved samples agree with a wrong prediction when the encoder cannot "
+                 "separate the phrases.")
     by_variant = {v: {g: [r["variants"][v]["spearman"] for r in results if r["group"] == g]
                       for g in groups} for v in results[0]["variants"]}
     rho = {v: {g: float(np.median(x)) for g, x in d.items()} for v, d in by_variant.items()}
