@@ -122,10 +122,22 @@ class TrustSet:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+_ENCODED: dict[str, np.ndarray] = {}
+
+
+def encode_phrases(encoder, phrases: list[str]) -> np.ndarray:
+    """(len(phrases), d) phrase embeddings; each phrase is encoded once per process (the
+    vocabulary is shared by both spam releases, BBC and every planted seed)."""
+    new = [p for p in dict.fromkeys(phrases) if p not in _ENCODED]
+    if new:
+        _ENCODED.update(zip(new, np.asarray(encoder.encode_text(new), dtype=np.float32)))
+    return np.stack([_ENCODED[p] for p in phrases])
+
+
 def _text_reference(encoder, pairs: list[Pair], vocabulary: list[str]) -> np.ndarray:
     phrases = list(dict.fromkeys(vocabulary + [p.phrase_a for p in pairs]
                                  + [p.phrase_b for p in pairs]))
-    return np.asarray(encoder.encode_text(phrases), dtype=np.float32)
+    return encode_phrases(encoder, phrases)
 
 
 def _attribute_pairs(attributes, test: np.ndarray, phrases: dict[str, tuple[str, str]]
@@ -143,8 +155,8 @@ def _attribute_pairs(attributes, test: np.ndarray, phrases: dict[str, tuple[str,
 def _make_set(name: str, group: str, seed: int, X: np.ndarray, loss: np.ndarray,
               test: np.ndarray, pairs: list[Pair], encoder, vocabulary: list[str],
               wrong: np.ndarray | None) -> TrustSet:
-    E_a = np.asarray(encoder.encode_text([p.phrase_a for p in pairs]), dtype=np.float32)
-    E_b = np.asarray(encoder.encode_text([p.phrase_b for p in pairs]), dtype=np.float32)
+    E_a = encode_phrases(encoder, [p.phrase_a for p in pairs])
+    E_b = encode_phrases(encoder, [p.phrase_b for p in pairs])
     return TrustSet(name=name, group=group, seed=seed, X_train=X[~test], loss_train=loss[~test],
                     X_test=X[test], loss_test=loss[test], pairs=pairs, E_a=E_a, E_b=E_b,
                     text_reference=_text_reference(encoder, pairs, vocabulary),
