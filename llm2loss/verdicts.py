@@ -74,7 +74,7 @@ def verdict(e: Evidence) -> tuple[str, str | None]:
     if diffs.size < 2 or e.p is None or math.isnan(e.p):
         return UNCERTAIN, ("one ensemble member: there is no spread to tell agreement from "
                            "chance; fit with n_members >= 2")
-    if 1.0 - P_STATE < e.p < P_STATE:
+    if e.p < P_STATE and 1.0 - e.p < P_STATE:  # not 1 - P_STATE < p: 1 - 0.8 is 0.1999...
         return UNCERTAIN, f"the members disagree (P(a worse) = {e.p:.2f})"
     if e.gap is None:
         return UNCERTAIN, ("no held-out samples to check the prediction against (no reference); "
