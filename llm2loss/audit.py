@@ -31,7 +31,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from llm2loss import layout
 from llm2loss.config import AuditSettings, DatasetSpec, ReleaseSpec, StoreSettings
-from llm2loss.errors import DataError
+from llm2loss.errors import DataError, StoreError
 from llm2loss.held_out import write_held_out
 from llm2loss.store import ArtifactStore
 from llm2loss.store_checks import (check_audit_manifest, check_loss_column, contained_path,
@@ -480,7 +480,11 @@ def previous_audit(store_settings: StoreSettings, release: ReleaseSpec, plan: Au
             continue
         if other.created_at >= release.created_at:
             continue
-        manifest = audit_manifest(store_settings, other.model, other.version)
+        try:
+            manifest = audit_manifest(store_settings, other.model, other.version)
+        except StoreError as exc:  # another release's tampered manifest must not fail this audit
+            log.warning("skipping %s as the previous audit: %s", other.ref, exc)
+            continue
         if manifest is None:
             continue
         if (manifest.get("dataset_fingerprint"), manifest.get("encoder_fingerprint")) != (

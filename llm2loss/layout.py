@@ -5,7 +5,7 @@ becomes part of a key, so a model called `../../x` can never reach outside the s
 Keys use "/" and are relative to the store root. The layout (see DESIGN.md):
 
     datasets/<dataset>/<fingerprint>/embeddings/<encoder_fp>/part-00000.parquet
-    releases/<model>/<version>/release.json  (+ weights.<ext>, weights.json beside it)
+    releases/<model>/<version>/release.json  (+ weights.<ext>, weights.json, registration.json)
     audits/<model>/<version>/losses/part-00000.parquet
     audits/<model>/<version>/diagnosers/<objective>-<arch>/...
     audits/<model>/<version>/report/...

@@ -51,8 +51,8 @@ def normalise_phrase(value: Any, where: str | None = None) -> str:
     bad = next((c for c in text if _refused(c)), None)
     if bad is not None:
         raise ConfigError(
-            f"a phrase holds the control or invisible character U+{ord(bad):04X}{at}: remove it (terminal escapes and control codes "
-            "are not part of a phrase)"
+            f"a phrase holds the control or invisible character U+{ord(bad):04X}{at}: remove it "
+            "(terminal escapes and control codes are not part of a phrase)"
         )
     if not any(unicodedata.category(c)[0] not in "ZM" for c in text):
         raise ConfigError(f"a phrase is empty or has no visible characters{at}: give each phrase "

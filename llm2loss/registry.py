@@ -1,10 +1,12 @@
 """Model releases: register one, read one, list them, find those not yet audited.
 
 A release is `releases/<model>/<version>/release.json` (a `ReleaseSpec`), with its weights, when
-given, uploaded beside it as `weights.<ext>` plus a `weights.json` sidecar (size, sha256). The
-weights go first and release.json last, so a release is visible only once complete. Versions are
+given, uploaded beside it as `weights.<ext>` plus a `weights.json` sidecar (size, sha256). A
+registration first creates `registration.json` (the release's content and its weights' sha256)
+only if absent, so of two concurrent registrations of one version exactly one goes on; then the
+weights go and release.json last, so a release is visible only once complete. Versions are
 immutable: registering an existing version with different content is refused unless
-`overwrite=True`.
+`overwrite=True`. Listing skips, with a warning, entries that are not valid releases.
 """
 
 from __future__ import annotations

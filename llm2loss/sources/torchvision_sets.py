@@ -144,7 +144,8 @@ def _cifar(spec: DatasetSpec, name: str, root: Path, split: str, verify: bool) -
     if split not in ("train", "test"):
         raise ConfigError(f"dataset {spec.name!r}: {name} split {split!r} must be 'train' or 'test'")
     images, targets, classes = _read_cifar(name, root, split == "train", verify)
-    if len(targets) != len(images) or (len(targets) and not 0 <= targets.min() <= targets.max() < len(classes)):
+    labels_fit = not len(targets) or 0 <= targets.min() <= targets.max() < len(classes)
+    if len(targets) != len(images) or not labels_fit:
         raise DataError(f"{name} ({root}) has {len(images)} images, {len(targets)} labels and "
                         f"{len(classes)} classes that do not fit together; replace the batches "
                         "with the official files")

@@ -233,9 +233,13 @@ def test_bad_environment_setting_names_the_variable(cli, tmp_path):
     assert_one_line_error(result, "LLM2LOSS_AUDIT__SHARD_SIZE", "valid integer")
 
 
-def test_unexpected_failure_is_one_line_and_debug_shows_it(cli, store_with_release):
-    """A manifest that is valid JSON but not an object is no expected error: still one line."""
-    ArtifactStore(store_with_release).write_json("audits/toy/v1/manifest.json", ["not", "a", "dict"])
+def test_unexpected_failure_is_one_line_and_debug_shows_it(cli, store_with_release, monkeypatch):
+    """A bug (here an AttributeError planted in the report lookup) is no expected error: still one
+    line. (A manifest that is not a JSON object used to be that bug; it is now a StoreError.)"""
+    def bug(*_args, **_kwargs):
+        raise AttributeError("'list' object has no attribute 'get'")
+
+    monkeypatch.setattr("llm2loss.audit.audit_manifest", bug)
     result = cli("report", "toy@v1", "--store", store_with_release)
     assert_one_line_error(result, "unexpected AttributeError", "LLM2LOSS_DEBUG=1")
     debug = cli("report", "toy@v1", "--store", store_with_release, env={"LLM2LOSS_DEBUG": "1"})

@@ -172,3 +172,20 @@ def test_a_planted_weights_uri_cannot_name_a_file_outside_the_cache(local_store,
     with pytest.raises(StoreError, match="unsafe weights file name"):
         registry.fetch_weights(local_store, release, tmp_path / "cache")
     assert not (tmp_path / "cache").exists()
+
+
+def test_a_tampered_manifest_of_another_release_does_not_fail_this_audit(store, caplog):
+    """The regression step looks for the previous version's audit: a manifest of another release
+    that cannot be trusted is skipped with a warning naming it, and a good one is still found."""
+    registry.register(store, _release("v1", "a"))
+    registry.register(store, _release("v2", "a").model_copy(
+        update={"created_at": datetime(2024, 2, 1, tzinfo=timezone.utc)}))
+    current = _release("v3", "a").model_copy(update={"created_at": datetime(2024, 3, 1, tzinfo=timezone.utc)})
+    plan = SimpleNamespace(dataset_fingerprint="fp", encoder_fingerprint="enc")
+    good = {"status": "completed", "model": "spam", "version": "v1", "dataset_fingerprint": "fp",
+            "encoder_fingerprint": "enc", "report": "audits/spam/v1/report/index.html"}
+    store.write_json(layout.audit_manifest_key("spam", "v1"), good)
+    store.write_json(layout.audit_manifest_key("spam", "v2"), {**good, "version": "../../x"})
+    with caplog.at_level("WARNING"):
+        assert stages.previous_audit(_settings(store), current, plan) == good
+    assert "spam@v2" in caplog.text
