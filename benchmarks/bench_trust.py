@@ -20,7 +20,8 @@ Methods (each a row of the table):
 - error-direction SVM (`baselines.ErrorDirection`, the failure-directions approach): states every
   pair by the sign of its score difference.
 - verdict: `insights.compare_phrases` with a `Reference` of the held-out samples and the pair's
-  0-shot AUROC as `separation`, on the default rank-mlp (members on bootstrap resamples).
+  0-shot AUROC as `separation`, on the default rank-mlp (members by seed); and the same
+  without labels (no AUROC: the margin-spread check of `llm2loss.verdicts`).
 Figures per data set: significant pairs, stated, wrong, confident-wrong rate (wrong / stated),
 coverage (stated / significant), Brier score of P(a worse) against the true direction.
 
@@ -77,7 +78,7 @@ TODAY_P = 0.8  # today's rule: stated iff P >= 0.8 or P <= 0.2
 VARIANTS: dict[str, dict[str, Any]] = {
     "bootstrap": {"bootstrap": True, "gap": "none"},
     "seed-only": {"bootstrap": False, "gap": "none"},
-    "center": {"bootstrap": True, "gap": "center"},
+    "center": {"bootstrap": False, "gap": "center"},
 }
 GROUPS = ("spam v1", "spam v2", "planted", "bbc")
 SWEEP_P = (0.8, 0.9, 1.0)
@@ -288,7 +289,8 @@ def evaluate_variant(s: TrustSet, variant: str, *, max_epochs: int | None = None
               "differences": compared.differences[:, i].tolist(),
               "gap": [row.measured_diff, row.measured_low, row.measured_high, int(row.n_a),
                       int(row.n_b)],
-              "separation": separation[i], "verdict": row.verdict, "reason": row.reason}
+              "separation": separation[i], "spread": float(row.margin_spread),
+              "verdict": row.verdict, "reason": row.reason}
              for i, row in enumerate(table.itertuples())]
     rho = float(spearmanr(d.predict(s.X_test), s.loss_test)[0])
     return {"spearman": rho, "fit_seconds": fit_seconds, "pairs": pairs,
@@ -331,14 +333,20 @@ def thresholds(**values: float) -> Iterator[None]:
             setattr(verdicts, k, v)
 
 
-def rule_verdict(evidence: dict[str, Any]) -> str:
-    """The verdict of `llm2loss.verdicts.verdict` (current thresholds) on stored evidence."""
+def _evidence(evidence: dict[str, Any], *, labels: bool = True) -> verdicts.Evidence:
+    """The verdict's Evidence from stored evidence; `labels=False` drops the 0-shot AUROC, as a
+    query on a pair without labels would have it."""
     diff, low, high, n_a, n_b = evidence["gap"]
-    e = verdicts.Evidence(p=evidence["p"], median_diff=evidence["median_diff"],
-                          differences=np.asarray(evidence["differences"]),
-                          gap=MeasuredGap(diff, low, high, n_a, n_b),
-                          separation=evidence["separation"])
-    return verdicts.verdict(e)[0]
+    return verdicts.Evidence(p=evidence["p"], median_diff=evidence["median_diff"],
+                             differences=np.asarray(evidence["differences"]),
+                             gap=MeasuredGap(diff, low, high, n_a, n_b),
+                             separation=evidence["separation"] if labels else None,
+                             spread=evidence.get("spread"))
+
+
+def rule_verdict(evidence: dict[str, Any], *, labels: bool = True) -> str:
+    """The verdict of `llm2loss.verdicts.verdict` (current thresholds) on stored evidence."""
+    return verdicts.verdict(_evidence(evidence, labels=labels))[0]
 
 
 def today_verdict(evidence: dict[str, Any]) -> str:
@@ -380,7 +388,8 @@ def _claims(results: list[dict[str, Any]], group: str, method: str, variant: str
                 out.append((said, float(pair["svm_diff"] > 0), truth))
                 continue
             evidence = r["variants"][variant]["pairs"][i]
-            said = today_verdict(evidence) if method == "today" else rule_verdict(evidence)
+            said = (today_verdict(evidence) if method == "today" else
+                    rule_verdict(evidence, labels=method != "verdict-nolabels"))
             out.append((said, evidence["p"], truth))
     return out
 
@@ -388,10 +397,12 @@ def _claims(results: list[dict[str, Any]], group: str, method: str, variant: str
 #: Rows of the main table: (label, method, diagnoser variant).
 METHODS = (("today: P >= 0.8, members by seed", "today", "seed-only"),
            ("error-direction SVM", "svm", None),
-           ("verdict (compare_phrases), bootstrap members", "verdict", "bootstrap"))
+           ("verdict (compare_phrases), default members", "verdict", "seed-only"),
+           ("verdict without labels (no 0-shot AUROC: the margin-spread check)",
+            "verdict-nolabels", "seed-only"))
 #: Further rows for items 4 and 5: the two rules on every variant.
 VARIANT_METHODS = (("today's rule, bootstrap members", "today", "bootstrap"),
-                   ("verdict, members by seed", "verdict", "seed-only"),
+                   ("verdict, bootstrap members", "verdict", "bootstrap"),
                    ("verdict, gap=center", "verdict", "center"),
                    ("today's rule, gap=center", "today", "center"))
 
@@ -425,13 +436,13 @@ def calibration(results: list[dict[str, Any]], variant: str) -> list[dict[str, A
 
 
 def sweep(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The verdict (bootstrap members) under other thresholds: worst confident-wrong rate over
+    """The verdict (default members) under other thresholds: worst confident-wrong rate over
     the data sets and each data set's coverage."""
     out = []
     for p_state in SWEEP_P:
         for separation in SWEEP_SEPARATION:
             with thresholds(P_STATE=p_state, MIN_SEPARATION=separation):
-                rows = summarise(results, (("verdict", "verdict", "bootstrap"),))
+                rows = summarise(results, (("verdict", "verdict", "seed-only"),))
             out.append({"P_STATE": p_state, "MIN_SEPARATION": separation,
                         "worst_cw": max(r["confident_wrong"] for r in rows),
                         **{f"{r['data set']}": (r["stated"], r["wrong"], r["significant"])
@@ -522,26 +533,21 @@ def pair_detail(results: list[dict[str, Any]]) -> list[str]:
         if r["group"] == "planted":
             continue
         for i, pair in enumerate(r["pairs"]):
-            boot = r["variants"]["bootstrap"]["pairs"][i]
-            seed = r["variants"].get("seed-only", {"pairs": [{"p": float("nan")}] * len(r["pairs"])})
+            seed = r["variants"]["seed-only"]["pairs"][i]
+            boot = r["variants"].get("bootstrap", {"pairs": [{"p": float("nan")}] * len(r["pairs"])})
             d, lo, hi = pair["truth"]
-            sep = boot["separation"]
-            said = rule_verdict(boot)
-            reason = "" if said != verdicts.UNCERTAIN else f" ({_short_reason(boot)})"
+            sep = seed["separation"]
+            said = rule_verdict(seed)
+            reason = "" if said != verdicts.UNCERTAIN else f" ({_short_reason(seed)})"
             lines.append(f"| {r['group']} | {pair['pair']} | {d:+.3f} [{lo:+.3f}, {hi:+.3f}]"
                          f"{'' if pair['significant'] else ' n.s.'} | "
                          f"{'—' if sep is None else f'{sep:.2f}'} | "
-                         f"{seed['pairs'][i]['p']:.2f} | {boot['p']:.2f} | {said}{reason} |")
+                         f"{seed['p']:.2f} | {boot['pairs'][i]['p']:.2f} | {said}{reason} |")
     return lines
 
 
 def _short_reason(evidence: dict[str, Any]) -> str:
-    diff, low, high, n_a, n_b = evidence["gap"]
-    e = verdicts.Evidence(p=evidence["p"], median_diff=evidence["median_diff"],
-                          differences=np.asarray(evidence["differences"]),
-                          gap=MeasuredGap(diff, low, high, n_a, n_b),
-                          separation=evidence["separation"])
-    reason = verdicts.verdict(e)[1] or ""
+    reason = verdicts.verdict(_evidence(evidence))[1] or ""
     return reason.split(":")[0].split(" (")[0]
 
 
@@ -593,25 +599,31 @@ def reading(results: list[dict[str, Any]]) -> list[str]:
     by_variant = {v: {g: [r["variants"][v]["spearman"] for r in results if r["group"] == g]
                       for g in groups} for v in results[0]["variants"]}
     rho = {v: {g: float(np.median(x)) for g, x in d.items()} for v, d in by_variant.items()}
-    if "bootstrap" in rho:
-        checks = [f"{g} {rho['bootstrap'][g]:.3f} vs {t:.2f}: "
-                  f"{_met(round(rho['bootstrap'][g], 2) >= t)}"
+    nolabels = METHODS[3][0]
+    lines.append("- Pairs without labels (a query or a configured pair: no 0-shot AUROC, the "
+                 "margin-spread check instead): confident-wrong "
+                 + ", ".join(f"{g} {rows[g, nolabels]['wrong']}/{rows[g, nolabels]['stated']}"
+                             for g in groups) + " wrong/stated; coverage "
+                 + ", ".join(f"{g} {rows[g, nolabels]['coverage']:.2f}" for g in groups) + ".")
+    if "seed-only" in rho:
+        checks = [f"{g} {rho['seed-only'][g]:.3f} vs {t:.2f}: "
+                  f"{_met(round(rho['seed-only'][g], 2) >= t)}"
                   for g, t in SPEARMAN_TARGETS.items() if g in groups]
-        lines.append("- Held-out Spearman of the default diagnoser (bootstrap members), one seed, "
+        lines.append("- Held-out Spearman of the default diagnoser (members by seed), one seed, "
                      "target not lower than today's (to two decimals): " + "; ".join(checks) + ".")
+    boot = "verdict, bootstrap members"
     if {"bootstrap", "seed-only"} <= set(rho):
         lines.append("- Item 4, bootstrap vs seed-only members: Brier of P "
-                     + ", ".join(f"{g} {rows[g, METHODS[2][0]]['brier']:.2f} vs "
-                                 f"{rows[g, METHODS[0][0]]['brier']:.2f}" for g in groups)
+                     + ", ".join(f"{g} {rows[g, boot]['brier']:.2f} vs {rows[g, new]['brier']:.2f}"
+                                 for g in groups)
                      + "; held-out Spearman difference (bootstrap - seed-only) "
                      + ", ".join(f"{g} {rho['bootstrap'][g] - rho['seed-only'][g]:+.3f}"
                                  for g in groups) + "; verdict coverage "
-                     + ", ".join(f"{g} {rows[g, new]['stated']} vs "
-                                 f"{rows[g, 'verdict, members by seed']['stated']}" for g in groups)
-                     + " stated.")
-    if {"bootstrap", "center"} <= set(rho):
-        lines.append("- Item 5, gap=center vs none (both bootstrap members): held-out Spearman "
-                     + ", ".join(f"{g} {rho['center'][g]:.3f} vs {rho['bootstrap'][g]:.3f}"
+                     + ", ".join(f"{g} {rows[g, boot]['stated']} vs {rows[g, new]['stated']}"
+                                 for g in groups) + " stated.")
+    if {"seed-only", "center"} <= set(rho):
+        lines.append("- Item 5, gap=center vs none (default members): held-out Spearman "
+                     + ", ".join(f"{g} {rho['center'][g]:.3f} vs {rho['seed-only'][g]:.3f}"
                                  for g in groups) + "; Brier "
                      + ", ".join(f"{g} {rows[g, 'verdict, gap=center']['brier']:.2f} vs "
                                  f"{rows[g, new]['brier']:.2f}" for g in groups)

@@ -206,10 +206,13 @@ class LossDiagnoser:
         training that batching the members cannot share, so sampling makes the 5-member fit
         cheaper; on 12 synthetic data sets (benchmarks/tune_core.py) groups of 64 and 32 gave the
         same held-out Spearman as all pairs (differences within +-0.001, better on about half).
-    bootstrap: each member trains on its own bootstrap resample of the training rows (default),
-        so the members' spread reflects how much the answer depends on the data drawn, not only
-        on initialisation and data order; members that differ only by their seed agree even where
-        the data cannot support an answer (benchmarks/bench_trust.py measures the calibration).
+    bootstrap: True trains each member on its own bootstrap resample of the training rows, so
+        the members' spread also reflects how much the answer depends on the data drawn. Off by
+        default, by measurement (benchmarks/bench_trust.py, `## Trust`): it lowered the Brier
+        score of P on SpamAssassin v1/v2 and the planted slices but raised it on BBC News, left
+        P overconfident either way (about 0.93 of P ~ 1 answers right), changed no verdict, and
+        cost held-out Spearman on SpamAssassin v2 (0.822 vs 0.834 over three seeds). Verdicts do
+        not rest on P alone (`llm2loss.verdicts`).
 
     Fitted attributes: dim_, data_mean_, text_mean_ (None without text_reference), heads_,
     device_, n_epochs_ (epochs run), validation_scores_ (per member at its best epoch: Spearman
@@ -230,7 +233,7 @@ class LossDiagnoser:
                  lr: float | None = None, weight_decay: float = 1e-2, early_stopping: bool = True,
                  patience: int = 5, validation_fraction: float = 0.15,
                  negatives: str = "random", mixed_precision: bool = False,
-                 pair_group: int | None = 64, bootstrap: bool = True) -> None:
+                 pair_group: int | None = 64, bootstrap: bool = False) -> None:
         self.objective = objective
         self.arch = arch
         self.n_members = n_members

@@ -89,7 +89,8 @@ def compare_phrases(diagnoser: LossDiagnoser, emb_a: Any, emb_b: Any,
     P(a higher) counts a tie as one half and is NaN with a single member. With a `reference`,
     adds the measured gap between the held-out samples that look more like a than like b and
     those that look more like b (`measured_diff`, `measured_low`, `measured_high`, `n_a`,
-    `n_b`), `examples_a` / `examples_b`, and `verdict` ("a worse", "b worse" or "uncertain")
+    `n_b`), `margin_spread` (std of cos(x, a) - cos(x, b) over held-out samples: how much they
+    differ in resembling a rather than b), `examples_a` / `examples_b`, and `verdict` ("a worse", "b worse" or "uncertain")
     with its `reason` (None when a verdict is stated), by `llm2loss.verdicts.verdict`.
     `separation` (optional, one per pair): the 0-shot AUROC of the pair on labelled held-out
     data (`Reference.separation_auroc`); `familiarity` (optional): the members' mean P(familiar)
@@ -113,7 +114,9 @@ def compare_phrases(diagnoser: LossDiagnoser, emb_a: Any, emb_b: Any,
     for i in range(len(phrases_a)):
         idx_a, idx_b = reference.retrieve_pair(A[i], B[i])
         gap = reference.measure_gap(idx_a, idx_b)
+        spread = float(reference.margins(A[i], B[i]).std())
         evidence = Evidence(
+            spread=spread,
             same_phrase=phrases_a[i].strip().casefold() == phrases_b[i].strip().casefold(),
             p=float(c.p_higher[i]), median_diff=float(c.quartiles[2, i]),
             differences=c.differences[:, i], gap=gap,
@@ -123,7 +126,7 @@ def compare_phrases(diagnoser: LossDiagnoser, emb_a: Any, emb_b: Any,
         said, reason = verdict(evidence)
         rows.append({"measured_diff": gap.diff, "measured_low": gap.low,
                      "measured_high": gap.high, "n_a": gap.n_a, "n_b": gap.n_b,
-                     "verdict": said, "reason": reason,
+                     "margin_spread": spread, "verdict": said, "reason": reason,
                      "examples_a": [x.to_dict() for x in reference.examples(idx_a, "a")],
                      "examples_b": [x.to_dict() for x in reference.examples(idx_b, "b")]})
     return pd.concat([table, pd.DataFrame(rows)], axis=1)

@@ -18,6 +18,12 @@ The rule (`verdict`) states "a worse" or "b worse" only when all of them agree:
    gap that is significant only because the retrieved sets are large is not stated;
 6. where a 0-shot AUROC is known it is at least MIN_SEPARATION: below that the encoder barely
    separates the phrases, so neither the prediction nor the retrieval is about the attribute;
+   where none is known (no labels for the pair), the held-out samples must differ clearly in how
+   much they resemble a rather than b: the spread (std) of cos(x, a) - cos(x, b) over held-out
+   samples is at least MIN_SPREAD. On SpamAssassin, where short phrases barely separate whole
+   e-mails (0-shot AUROC 0.46-0.83), that spread is 0.03-0.09 and, without labels, the retrieved
+   samples pointed the same wrong way as the prediction for 2 of 5 stated pairs; on the planted
+   slices, whose phrases the encoder separates perfectly, it is 0.17-0.37;
 7. where familiarity is known, both phrases are familiar (P(familiar) >= MIN_FAMILIARITY).
 Otherwise the verdict is "uncertain" and the reason names the first check that failed.
 The thresholds were chosen on benchmarks/bench_trust.py (SpamAssassin v1/v2 attributes, planted
@@ -40,6 +46,7 @@ P_STATE = 0.9
 MIN_SEPARATION = 0.7
 MIN_FAMILIARITY = 0.5
 MIN_RELATIVE_GAP = 0.0
+MIN_SPREAD = 0.1
 
 
 @dataclass(frozen=True)
@@ -49,7 +56,8 @@ class Evidence:
     p: P(a worse) over the members (NaN with one member); median_diff: median member difference;
     differences: every member's h(a) - h(b); gap: the measured gap of the retrieved samples (None
     without a reference); separation: 0-shot AUROC or None; familiarity: (P(familiar) of a, of b)
-    or None; same_phrase: the two phrases are the same text.
+    or None; same_phrase: the two phrases are the same text; spread: std over held-out samples
+    of cos(x, a) - cos(x, b), or None.
     """
 
     p: float
@@ -60,6 +68,7 @@ class Evidence:
     familiarity: tuple[float, float] | None = None
     same_phrase: bool = False
     mean_loss: float | None = None
+    spread: float | None = None
 
 
 def _fmt(value: float) -> str:
@@ -95,6 +104,10 @@ def verdict(e: Evidence) -> tuple[str, str | None]:
     if e.separation is not None and e.separation < MIN_SEPARATION:
         return UNCERTAIN, (f"the encoder does not separate the phrases: 0-shot AUROC "
                            f"{e.separation:.2f} < {MIN_SEPARATION:.2f} on labelled held-out data")
+    if e.separation is None and e.spread is not None and e.spread < MIN_SPREAD:
+        return UNCERTAIN, (f"no labels show that the encoder separates these phrases, and the "
+                           f"held-out samples barely differ in how much they resemble a rather "
+                           f"than b (spread {e.spread:.3f} < {MIN_SPREAD:.2f}); check the examples")
     if e.familiarity is not None and min(e.familiarity) < MIN_FAMILIARITY:
         which = "a" if e.familiarity[0] <= e.familiarity[1] else "b"
         return UNCERTAIN, (f"phrase {which} is unfamiliar to the audited data "

@@ -59,8 +59,8 @@ def grounded_comparisons(diagnoser: LossDiagnoser, pairs: list[tuple[str, str, s
     table = insights.compare_phrases(
         diagnoser, A, B, [a for a, _, _ in pairs], [b for _, b, _ in pairs], reference=reference,
         separation=[separation.get((a, b)) for a, b, _ in pairs])
-    keep = ("measured_diff", "measured_low", "measured_high", "n_a", "n_b", "verdict", "reason",
-            "examples_a", "examples_b")
+    keep = ("measured_diff", "measured_low", "measured_high", "n_a", "n_b", "margin_spread",
+            "verdict", "reason", "examples_a", "examples_b")
     return [{k: rec[k] for k in keep} for rec in table.to_dict(orient="records")]
 
 

@@ -56,6 +56,16 @@ def test_a_prediction_without_measurement_is_never_stated(planted, ranker):
     assert verdict(e)[0] == "uncertain" and "no held-out samples" in verdict(e)[1]
 
 
+def test_without_labels_a_pair_the_samples_barely_separate_is_uncertain() -> None:
+    clear = MeasuredGap(diff=1.0, low=0.5, high=1.5, n_a=20, n_b=20)
+    base = dict(p=1.0, median_diff=1.0, differences=np.ones(5), gap=clear)
+    said, reason = verdict(Evidence(**base, spread=0.04))
+    assert said == "uncertain" and "barely differ" in reason
+    assert verdict(Evidence(**base, spread=0.3))[0] == "a worse"
+    # a known 0-shot AUROC is the better evidence and takes precedence over the spread
+    assert verdict(Evidence(**base, spread=0.04, separation=0.9))[0] == "a worse"
+
+
 def test_noise_and_disagreement_are_uncertain() -> None:
     noisy = MeasuredGap(diff=0.1, low=-0.2, high=0.4, n_a=20, n_b=20)
     said, reason = verdict(Evidence(p=1.0, median_diff=1.0, differences=np.ones(5), gap=noisy))
@@ -90,8 +100,9 @@ def test_one_member_gives_no_probability_and_no_verdict(planted, reference):
 
 def test_bootstrap_members_train_on_different_rows(planted) -> None:
     kwargs = dict(n_members=3, random_state=0, max_epochs=3, early_stopping=False)
-    boot = LossDiagnoser("regress", "linear", **kwargs).fit(planted.X_train, planted.loss_train)
-    plain = LossDiagnoser("regress", "linear", bootstrap=False, **kwargs).fit(
+    boot = LossDiagnoser("regress", "linear", bootstrap=True, **kwargs).fit(
+        planted.X_train, planted.loss_train)
+    plain = LossDiagnoser("regress", "linear", **kwargs).fit(
         planted.X_train, planted.loss_train)
     assert boot.get_params()["bootstrap"] is True and plain.get_params()["bootstrap"] is False
     assert not np.allclose(boot.predict(planted.X_test), plain.predict(planted.X_test))
