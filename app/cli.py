@@ -368,7 +368,7 @@ def query(
     percentile: where the phrase's estimated loss falls among the held-out samples (0-100; higher:
     the model fails more on such samples), ± its spread over the ensemble members; P(above
     median): the share of members that place it above the median sample; measured loss: the
-    real loss of the held-out samples the phrase retrieves, with a 95% interval; familiarity near
+    real loss of the held-out samples the phrase retrieves, with a bootstrap 90% interval; familiarity near
     1 means the audited data holds such samples, near 0 that the estimate is a guess. --json adds
     the raw ensemble scores (loss_mean, loss_std, loss_q0..loss_q4) and the example samples.
 
@@ -399,7 +399,7 @@ def compare(
     held-out samples and the encoder agree; else uncertain, with the reason). P(A worse): the share
     of ensemble members that estimate a higher loss for A. percentile gap: A's percentile minus
     B's among held-out samples; measured gap: the real loss difference of the samples each phrase
-    retrieves, with a 95% interval. --json adds the raw score gap (q0..q4) and examples.
+    retrieves, with a bootstrap 90% interval. --json adds the raw score gap (q0..q4) and examples.
 
     Example: llm2loss compare spam-filter@v2 "an email written in HTML" "a plain-text email"
     """

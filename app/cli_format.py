@@ -119,7 +119,7 @@ ESTIMATE_COLUMNS = [
     Column("phrase", "phrase"),
     Column("percentile (± members)", "percentile", _percentile_spread),
     Column("P(above median)", "p_above_median", _p),
-    Column("measured loss [95% CI]", "measured_loss", _interval("measured_low", "measured_high")),
+    Column("measured loss [90% interval]", "measured_loss", _interval("measured_low", "measured_high")),
     Column("samples", "n_retrieved"),
     Column("familiarity", "familiarity_mean", _familiarity),
 ]
@@ -132,7 +132,7 @@ COMPARE_COLUMNS = [
     Column("verdict", "verdict"),
     Column("P(A worse)", "p_a_worse", _p),
     Column("percentile gap A - B", "percentile_diff", _signed_pct),
-    Column("measured gap [95% CI]", "measured_diff", _interval("measured_low", "measured_high")),
+    Column("measured gap [90% interval]", "measured_diff", _interval("measured_low", "measured_high")),
     Column("samples A / B", "n_a", lambda v, r: f"{cell(v)} / {cell(r.get('n_b'))}"),
 ]
 COMPARE_RAW = Column("score gap A - B (median [q1, q3])", "q2",
