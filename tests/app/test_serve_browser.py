@@ -105,7 +105,7 @@ def test_several_phrases_one_per_line(page):
     page.fill("#phrases", "a receipt\n\n  a newsletter  \n")
     page.click("#estimate-button")
     page.wait_for_selector("#estimate-result tbody tr:nth-child(2)", timeout=WAIT_MS)
-    first_cells = page.eval_on_selector_all("#estimate-result tbody tr td:first-child", "els => els.map(e => e.textContent)")
+    first_cells = page.eval_on_selector_all("#estimate-result tbody tr:not(.detail-row) td:first-child", "els => els.map(e => e.textContent)")
     assert first_cells == ["a receipt", "a newsletter"]
 
 
@@ -186,3 +186,31 @@ def test_the_page_fits_an_800px_window(browser, service):
         assert width <= 800, width  # wide tables scroll inside their box, not the page
     finally:
         context.close()
+
+
+def test_the_samples_behind_an_estimate_are_shown_as_text(page, service):
+    phrase = "an email written in HTML"
+    expected = api(service, f"/api/audits/{MODEL}/v1/estimate", {"phrases": [phrase]})[0]
+    assert expected["examples"], expected  # the audit keeps its held-out samples
+    page.fill("#phrases", phrase)
+    page.click("#estimate-button")
+    page.wait_for_selector("#estimate-result .examples li", timeout=WAIT_MS)
+    previews = page.eval_on_selector_all("#estimate-result .examples .preview", "els => els.map(e => e.textContent)")
+    assert previews == [x["preview"] for x in expected["examples"]]  # raw e-mail text, HTML and all
+    assert page.locator("#estimate-result .examples img").count() == 0  # a text audit has no images
+    measured = f"{expected['measured_loss']:.2f}"
+    assert measured in page.text_content("#estimate-result tbody tr")
+
+
+def test_a_comparison_shows_its_verdict_and_both_sides_samples(page, service):
+    a, b = "an email written in HTML", "a plain-text email"
+    expected = api(service, f"/api/audits/{MODEL}/v1/compare", {"a": a, "b": b})
+    page.fill("#phrase-a", a)
+    page.fill("#phrase-b", b)
+    page.click("#compare-button")
+    page.wait_for_selector("#compare-result .example-pair", timeout=WAIT_MS)
+    assert page.text_content("#compare-result .verdict") == expected["verdict"]
+    headings = page.eval_on_selector_all("#compare-result .example-pair h3", "els => els.map(e => e.textContent)")
+    assert headings == [f"Examples of A: {a}", f"Examples of B: {b}"]
+    shown = page.locator("#compare-result .example-pair .preview").count()
+    assert shown == len(expected["examples_a"]) + len(expected["examples_b"]) > 0
