@@ -141,7 +141,7 @@ const ESTIMATE_COLUMNS = [
   { title: "P(above the median sample)", key: "p_above_median", cell: (r) => num(r.p_above_median) },
   { title: "Rank score (mean ± std)", key: "loss_mean", cell: (r) => `${num(r.loss_mean, 3)} ± ${num(r.loss_std, 3)}` },
   { title: "Familiarity", key: "familiarity_mean", cell: (r) => num(r.familiarity_mean) },
-  { title: "Measured loss [90% interval]", key: "measured_loss", cell: (r) => measured(r) },
+  { title: "Measured loss [bootstrap interval]", key: "measured_loss", cell: (r) => measured(r) },
   { title: "Measured percentile", key: "measured_percentile", cell: (r) => num(r.measured_percentile, 0) },
   { title: "Measured error rate", key: "measured_error", cell: (r) => num(r.measured_error) },
   { title: "Samples", key: "n_retrieved", cell: (r) => String(r.n_retrieved) },
@@ -175,7 +175,7 @@ function renderCompare(c) {
     ["P(A worse than B)", num(c.p_a_worse)],
     ["Percentile gap A − B", has(c, "percentile_diff") ? signed(c.percentile_diff, 1) : null],
     ["Estimated gap A − B: median [q1, q3]", `${signed(c.median_diff, 3)} [${signed(c.q1, 3)}, ${signed(c.q3, 3)}]`],
-    ["Measured loss gap A − B [90% interval]", has(c, "measured_diff") ? measured(c, "measured_diff") : null],
+    ["Measured loss gap A − B [bootstrap interval]", has(c, "measured_diff") ? measured(c, "measured_diff") : null],
     ["Samples A / B", has(c, "n_a") ? `${c.n_a} / ${c.n_b}` : null],
   ].filter(([, value]) => value !== null);
   parts.push(table([{ title: "", cell: (f) => f[0] }, { title: "", cell: (f) => f[1] }], facts));
