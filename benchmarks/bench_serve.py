@@ -4,7 +4,7 @@
   without them, spam-filter v1 is trained on a `--limit` SpamAssassin slice and audited here
   through the real flow (Prefect's local API, a Dask LocalCluster of 2 workers) into a temporary
   folder store, with 5-member rank and familiarity MLP ensembles and the packaged MiniLM encoder.
-- The service runs as `python -m llm2loss.cli serve --port 0` in a child process (ended by its
+- The service runs as `python -m app.cli serve --port 0` in a child process (ended by its
   PID); this process asks it through `app.client.ServiceClient`, as a user's script would. The
   first question opens the audit (loads its encoder and diagnosers; reported as "open"). Then
   every timed call asks about phrases never asked before: estimate one phrase, compare two,
@@ -80,7 +80,7 @@ def child_env() -> dict[str, str]:
 def start_service(store: str) -> tuple[subprocess.Popen, str]:
     """`llm2loss serve --port 0 --store STORE` as a child process; (process, base URL)."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "llm2loss.cli", "serve", "--port", "0", "--store", store],
+        [sys.executable, "-m", "app.cli", "serve", "--port", "0", "--store", store],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=child_env(),
     )
     line = proc.stdout.readline() if proc.stdout else ""
@@ -102,11 +102,11 @@ def timed_ms(call: Callable[[int], object], repeats: int) -> list[float]:
 
 
 def cli_seconds(args: list[str], repeats: int) -> float:
-    """Median wall time (s) of `python -m llm2loss.cli ARGS` as a fresh process."""
+    """Median wall time (s) of `python -m app.cli ARGS` as a fresh process."""
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        done = subprocess.run([sys.executable, "-m", "llm2loss.cli", *args], capture_output=True,
+        done = subprocess.run([sys.executable, "-m", "app.cli", *args], capture_output=True,
                               text=True, env=child_env(), check=False)
         times.append(time.perf_counter() - start)
         if done.returncode != 0:

@@ -1,6 +1,6 @@
 """`llm2loss serve` as a user starts it, and `query` / `compare` / `discover --server`.
 
-The service is started as a child process (`python -m llm2loss.cli serve --port 0`), asked over
+The service is started as a child process (`python -m app.cli serve --port 0`), asked over
 HTTP, and ended by its PID. The --server answers must be exactly the in-process ones (same
 --json output); every failure is one `error:` line and exit 1.
 """
@@ -22,7 +22,7 @@ import pytest
 from serve_helpers import MODEL, UNAUDITED
 from typer.testing import CliRunner, Result
 
-from llm2loss.cli import app
+from app.cli import app
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]
 
@@ -51,7 +51,7 @@ def child_env() -> dict[str, str]:
 
 def start_serve(*args: str) -> tuple[subprocess.Popen, str]:
     """`llm2loss serve ARGS` as a child process; (process, the first line it printed)."""
-    proc = subprocess.Popen([sys.executable, "-m", "llm2loss.cli", "serve", *args],
+    proc = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", *args],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=child_env())
     return proc, (proc.stdout.readline() if proc.stdout else "")
 
@@ -97,7 +97,8 @@ def test_query_with_server_answers_as_in_process(served, served_store):
     rows = _same_json(remote, run("query", REF, *phrases, "--json", "--store", served_store.uri))
     assert [r["phrase"] for r in rows] == phrases
     table = run("query", REF, phrases[0], "--server", served)
-    assert table.exit_code == 0 and phrases[0] in table.stdout
+    # the table is in the report's units (raw scores stay in --json), as in-process
+    assert table.exit_code == 0 and phrases[0] in table.stdout and "percentile" in table.stdout
     assert table.stdout == run("query", REF, phrases[0], "--store", served_store.uri).stdout
 
 
