@@ -1,9 +1,9 @@
 """The service's page in headless Chromium, used as a person would: pick, type, click, read.
 
-Chromium is driven with Playwright's Python client against the system browser
-(`/usr/bin/chromium`, or $LLM2LOSS_CHROMIUM): `chromium.launch(executable_path=...)`, no browser
-download. Without Chromium or Playwright these tests skip, except under CI=true, where they fail
-(a green CI must have opened the page).
+Chromium is driven with Playwright's Python client against the system browser (the session's
+`chromium` fixture: `chromium` or `chromium-browser` on PATH), through
+`chromium.launch(executable_path=...)`: no browser download. Without Chromium or Playwright these
+tests skip, except under CI=true, where they fail (a green CI must have opened the page).
 
 What is checked: the audit list, an estimate typed and shown with the numbers the API gives, a
 comparison's sentence, discovery tables, an error shown in words, a phrase full of HTML shown as
@@ -13,7 +13,6 @@ text (no element made, no script run), and the ?audit= link preselecting an audi
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,33 +22,27 @@ from serve_helpers import MODEL
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]
 
-CHROMIUM = os.environ.get("LLM2LOSS_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 WAIT_MS = 120_000  # the first question opens the audit on a shared 2-core machine
 READY = "#audit-status[data-ready]"  # waits are selectors: the page's CSP forbids eval'd JS
 
 
-def _need(reason: str) -> None:
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{reason} (CI=true: the browser tests must run)")
-    pytest.skip(reason)
-
-
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
+def browser(chromium: str) -> Iterator[Any]:
     """Headless system Chromium through Playwright, closed at the end of the module."""
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        _need("playwright is not installed: pip install playwright (it drives the system Chromium)")
-    if not os.path.exists(CHROMIUM):
-        _need(f"no Chromium at {CHROMIUM}: install it (apt-get install chromium) or set LLM2LOSS_CHROMIUM")
+        message = "playwright is not installed: pip install -e '.[dev]' (it drives the system Chromium)"
+        if os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}:  # as tests/conftest.py
+            pytest.fail(f"{message}; CI=true, so the browser tests fail instead of skipping")
+        pytest.skip(message)
     with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
+        launched = playwright.chromium.launch(executable_path=chromium, headless=True,
                                               args=["--no-sandbox", "--disable-gpu"])
         try:
-            yield chromium
+            yield launched
         finally:
-            chromium.close()
+            launched.close()
 
 
 @pytest.fixture
