@@ -374,10 +374,10 @@ def query(
 
     Example: llm2loss query spam-filter@v2 "an email written in HTML" "a mailing list reply"
     """
-    from llm2loss.query import validate_phrases
-
     model, version = parse_ref(ref)
-    if not server:  # the server validates the phrases itself
+    if not server:  # the server validates the phrases itself (and --server never imports torch)
+        from llm2loss.query import validate_phrases
+
         phrases = validate_phrases(phrases)
     rows = open_audit(store, model, version, server).estimate(phrases).to_dict(orient="records")
     show(rows, as_json, make_table(f"Estimated loss of {model}@{version}", rows, cli_format.estimate_columns(rows)))
@@ -403,10 +403,10 @@ def compare(
 
     Example: llm2loss compare spam-filter@v2 "an email written in HTML" "a plain-text email"
     """
-    from llm2loss.query import validate_phrases
-
     model, version = parse_ref(ref)
-    if not server:  # the server validates the phrases itself
+    if not server:  # the server validates the phrases itself (and --server never imports torch)
+        from llm2loss.query import validate_phrases
+
         a, b = validate_phrases([a, b])
     row = open_audit(store, model, version, server).compare(a, b)
     if as_json:

@@ -70,8 +70,9 @@ function currentAudit() {
 }
 
 // A table of `rows`; each column is {title, key, cell(row) -> string | Node}. A column with a
-// `key` that no row carries is left out (an older server sends fewer columns).
-function table(columns, rows) {
+// `key` that no row carries is left out (an older server sends fewer columns). `detail(row)`,
+// when given, may return a Node shown in a full-width row under the row.
+function table(columns, rows, detail) {
   const shown = columns.filter((c) => !c.key || rows.some((r) => has(r, c.key)));
   const wrap = el("div", null, "table-wrap");
   const t = el("table");
@@ -85,6 +86,15 @@ function table(columns, rows) {
       const value = c.cell(row);
       if (value instanceof Node) td.appendChild(value);
       else td.textContent = value;
+    }
+    const extra = detail ? detail(row) : null;
+    if (extra) {
+      const tr = body.insertRow();
+      tr.className = "detail-row";
+      const td = tr.insertCell();
+      td.colSpan = shown.length;
+      td.className = "detail";
+      td.appendChild(extra);
     }
   }
   wrap.appendChild(t);
@@ -131,16 +141,25 @@ const ESTIMATE_COLUMNS = [
   { title: "P(above the median sample)", key: "p_above_median", cell: (r) => num(r.p_above_median) },
   { title: "Rank score (mean ± std)", key: "loss_mean", cell: (r) => `${num(r.loss_mean, 3)} ± ${num(r.loss_std, 3)}` },
   { title: "Familiarity", key: "familiarity_mean", cell: (r) => num(r.familiarity_mean) },
-  { title: "Measured loss [90% interval]", key: "measured_loss", cell: (r) => measured(r) },
+  { title: "Measured loss [bootstrap interval]", key: "measured_loss", cell: (r) => measured(r) },
   { title: "Measured percentile", key: "measured_percentile", cell: (r) => num(r.measured_percentile, 0) },
   { title: "Measured error rate", key: "measured_error", cell: (r) => num(r.measured_error) },
   { title: "Samples", key: "n_retrieved", cell: (r) => String(r.n_retrieved) },
-  { title: "Examples", key: "examples", cell: (r) => examples(r.examples) },
 ];
+
+// The held-out samples nearest to an estimated phrase, under its row.
+function estimateExamples(row) {
+  if (!Array.isArray(row.examples) || row.examples.length === 0) return null;
+  const details = el("details");
+  details.open = true;
+  details.appendChild(el("summary", `Held-out samples like “${row.phrase}”`));
+  details.appendChild(examples(row.examples));
+  return details;
+}
 
 function renderEstimate(rows) {
   const box = $("estimate-result");
-  box.replaceChildren(table(ESTIMATE_COLUMNS, Array.isArray(rows) ? rows : []));
+  box.replaceChildren(table(ESTIMATE_COLUMNS, Array.isArray(rows) ? rows : [], estimateExamples));
 }
 
 function renderCompare(c) {
@@ -151,12 +170,12 @@ function renderCompare(c) {
   else if (c.uncertain === true) head.appendChild(verdictBadge("uncertain"));
   if (has(c, "sentence")) head.appendChild(el("span", c.sentence, "sentence"));
   parts.push(head);
-  if (has(c, "reason")) parts.push(el("p", c.reason, "reason"));
+  if (has(c, "reason") && !String(c.sentence || "").includes(c.reason)) parts.push(el("p", c.reason, "reason"));
   const facts = [
     ["P(A worse than B)", num(c.p_a_worse)],
     ["Percentile gap A − B", has(c, "percentile_diff") ? signed(c.percentile_diff, 1) : null],
     ["Estimated gap A − B: median [q1, q3]", `${signed(c.median_diff, 3)} [${signed(c.q1, 3)}, ${signed(c.q3, 3)}]`],
-    ["Measured loss gap A − B [90% interval]", has(c, "measured_diff") ? measured(c, "measured_diff") : null],
+    ["Measured loss gap A − B [bootstrap interval]", has(c, "measured_diff") ? measured(c, "measured_diff") : null],
     ["Samples A / B", has(c, "n_a") ? `${c.n_a} / ${c.n_b}` : null],
   ].filter(([, value]) => value !== null);
   parts.push(table([{ title: "", cell: (f) => f[0] }, { title: "", cell: (f) => f[1] }], facts));

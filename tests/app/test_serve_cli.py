@@ -159,3 +159,24 @@ def test_serve_help_has_an_example():
     result = run("serve", "--help")
     assert result.exit_code == 0 and "llm2loss serve --port 8765" in result.stdout
     assert "--server" in run("query", "--help").stdout
+
+
+HEAVY = ("torch", "sentence_transformers", "llm2loss.query", "llm2loss.audit")
+ASK_AND_LIST_IMPORTS = (
+    "import sys\n"
+    "from app.cli import app\n"
+    "try:\n"
+    "    app(sys.argv[1:])\n"
+    "except SystemExit as exc:\n"
+    "    code = exc.code\n"
+    f"print('loaded:', [m for m in {HEAVY!r} if m in sys.modules], 'exit:', code)\n"
+)
+
+
+@pytest.mark.parametrize("args", [["query", REF, "a receipt"], ["compare", REF, "a receipt", "a newsletter"],
+                                  ["discover", REF, "--top-k", "2"]])
+def test_asking_a_server_loads_no_model_code(served, args):
+    done = subprocess.run([sys.executable, "-c", ASK_AND_LIST_IMPORTS, *args, "--json", "--server", served],
+                          capture_output=True, text=True, env=child_env(), timeout=300, check=False)
+    last = done.stdout.strip().splitlines()[-1]
+    assert last == "loaded: [] exit: 0", (last, done.stderr[-2000:])
