@@ -26,7 +26,7 @@ from torchvision import datasets
 from llm2loss.config import DatasetSpec
 from llm2loss.errors import ConfigError, DataError
 from llm2loss.sources.base import RecordSource
-from llm2loss.sources.images import file_token, load_rgb
+from llm2loss.sources.images import ImageRecordSource, file_token, load_rgb
 
 TORCHVISION_DATASETS = ("CIFAR10", "CIFAR100", "CelebA")
 
@@ -114,7 +114,7 @@ def _cifar(spec: DatasetSpec, name: str, root: Path, split: str, verify: bool) -
     data = _open(_CLASSES[(name, verify)], f"{name} ({root})", root=str(root), train=split == "train")
     targets = np.asarray(data.targets, dtype=np.int64)
     images = data.data
-    return RecordSource(
+    return ImageRecordSource(
         spec,
         modality="image",
         ids=[f"{split}-{i:05d}" for i in range(len(targets))],
@@ -152,7 +152,7 @@ def _celeba(spec: DatasetSpec, root: Path, split: str, verify: bool) -> RecordSo
         )
     folder = Path(data.root, data.base_folder, "img_align_celeba")
     files = [folder / f for f in data.filename]
-    return RecordSource(
+    return ImageRecordSource(
         spec,
         modality="image",
         ids=list(data.filename),
