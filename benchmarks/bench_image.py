@@ -60,7 +60,8 @@ TARGETS = {"zero_shot": 0.8, "kendall": 0.6, "sign_accuracy": 0.85, "auroc": 0.9
 
 
 def run_flow(release, weights: Path, store: StoreSettings, *, members: int, shard_size: int,
-             cluster_address: str, cache_dir: str) -> tuple[dict[str, Any], Settings, float]:
+             cluster_address: str, cache_dir: str, archs: tuple[str, ...] = ("linear", "mlp"),
+             ) -> tuple[dict[str, Any], Settings, float]:
     """Register the release in a store and audit it through the flow; (manifest, settings, s)."""
     from flows.audit import audit_release, make_task_runner
 
@@ -71,7 +72,7 @@ def run_flow(release, weights: Path, store: StoreSettings, *, members: int, shar
         store=store,
         dask=DaskSettings(address=cluster_address),
         audit=AuditSettings(shard_size=shard_size, phrases=image_data.IN_DOMAIN_PHRASES,
-                            diagnosers=DiagnoserSettings(n_members=members)),
+                            diagnosers=DiagnoserSettings(n_members=members, archs=list(archs))),
         cache_dir=cache_dir,
     )
     registry.register(stages.get_store(cfg.store), release, weights_file=weights)

@@ -49,7 +49,7 @@ class Scale:
 
 
 SCALES = {
-    "full": Scale(clip_images=3000, clip_epochs=10, audit_images=3000, cnn_images=4000, cnn_epochs=4),
+    "full": Scale(clip_images=3000, clip_epochs=12, audit_images=3000, cnn_images=4000, cnn_epochs=4),
     "tiny": Scale(clip_images=256, clip_epochs=1, audit_images=240, cnn_images=192, cnn_epochs=1),
 }
 AUDIT_SEED = 3

@@ -60,7 +60,7 @@ def checkpoint_in(folder: Path) -> ClipCheckpoint:
     return ClipCheckpoint(folder / f"{NAME}.json", folder / f"{NAME}.safetensors")
 
 
-def train_clip(folder: Path, *, n_images: int = 3000, epochs: int = 10, batch_size: int = 64,
+def train_clip(folder: Path, *, n_images: int = 3000, epochs: int = 12, batch_size: int = 64,
                lr: float = 2e-3, seed: int = 0, threads: int = 1, log=print) -> ClipCheckpoint:
     """Train the CLIP on `n_images` fresh uniform scenes and save config + safetensors in `folder`.
 

@@ -57,7 +57,7 @@ def test_tiny_image_benchmark_audits_through_the_flow(prefect_server, s3_store, 
 
     store = StoreSettings(uri=s3_store.uri, endpoint_url=s3_store.endpoint_url)
     manifest, cfg, _ = bench_image.run_flow(
-        release, tiny.cnn_weights, store, members=2, shard_size=100,
+        release, tiny.cnn_weights, store, members=2, shard_size=100, archs=("mlp",),
         cluster_address=dask_cluster.scheduler_address, cache_dir=str(tiny.folder / "cache"))
     assert manifest["status"] == "completed"
     assert manifest["summary"]["samples_used"] == image_bench_data.SCALES["tiny"].audit_images
