@@ -163,6 +163,25 @@ def gap_none(data: dict[str, Any], encoder, cfg: Settings) -> dict[str, Any]:
     return result.metrics
 
 
+def verdict_figures(metrics: dict[str, Any]) -> dict[str, Any] | None:
+    """Coverage and confident-wrong rate of the audit's attribute verdicts (None: no verdicts).
+
+    Coverage: share of attribute pairs with a stated verdict ("a worse" / "b worse"); confident-
+    wrong: share of stated verdicts whose direction contradicts the measured held-out disparity.
+    """
+    rows = metrics["attributes"].get("rows", [])
+    if not rows or "verdict" not in rows[0]:
+        return None
+    stated = [r for r in rows if r["verdict"] in ("a worse", "b worse")]
+    wrong = [r for r in stated if (r["verdict"] == "a worse") != (r["measured"]["loss"]["signed"] > 0)]
+    return {"n": len(rows), "stated": len(stated), "wrong": len(wrong),
+            "coverage": len(stated) / len(rows),
+            "confident_wrong": len(wrong) / len(stated) if stated else None,
+            "verdicts": {r["attribute"]: r["verdict"] for r in rows},
+            "reasons": {r["attribute"]: r.get("reason") for r in rows if r.get("reason")},
+            "track_record": metrics["attributes"].get("track_record")}
+
+
 def headline(metrics: dict[str, Any]) -> dict[str, Any]:
     """Spearman per loss diagnoser, attribute agreement (loss) per diagnoser, familiarity AUROCs."""
     validity = {r["diagnoser"]: r["ensemble_mean"]["spearman"]["r"] for r in metrics["validity"]}
@@ -175,7 +194,7 @@ def headline(metrics: dict[str, Any]) -> dict[str, Any]:
                              "rank-mlp": r["predicted"].get("rank-mlp", {}).get("signed")}
             for r in metrics["attributes"].get("rows", [])}
     return {"spearman": validity, "agreement": agreement, "auroc": auroc, "familiarity": primary,
-            "attributes": rows, "gap": metrics["data"]["gap"]}
+            "attributes": rows, "gap": metrics["data"]["gap"], "verdicts": verdict_figures(metrics)}
 
 
 def measure(args: argparse.Namespace, log=print) -> dict[str, Any]:
@@ -254,15 +273,15 @@ def summarise(r: dict[str, Any]) -> list[str]:
     for name in LOSS_DIAGNOSERS:
         if name in c["spearman"]:
             a = c["agreement"].get(name, {})
-            lines.append(f"| {name} (gap=center) | {_f(c['spearman'][name])} | {_f(a.get('kendall'))} | "
+            lines.append(f"| {name} (gap=center) | {_f(c['spearman'][name], 3)} | {_f(a.get('kendall'))} | "
                          f"{_f(a.get('sign_accuracy'))} |")
     for name in LOSS_DIAGNOSERS:
         if name in n["agreement"]:
             a = n["agreement"][name]
-            lines.append(f"| {name} (gap=none) | {_f(n['spearman'][name])} | {_f(a['kendall'])} | "
+            lines.append(f"| {name} (gap=none) | {_f(n['spearman'][name], 3)} | {_f(a['kendall'])} | "
                          f"{_f(a['sign_accuracy'])} |")
     for name, v in b.items():
-        lines.append(f"| baseline {name} | {_f(v['spearman'])} | {_f(v['kendall'])} | {_f(v['sign_accuracy'])} |")
+        lines.append(f"| baseline {name} | {_f(v['spearman'], 3)} | {_f(v['kendall'])} | {_f(v['sign_accuracy'])} |")
     lines += [
         "",
         "Attributes (held-out loss disparity attr - not attr, measured vs rank-mlp's predicted "
@@ -278,11 +297,20 @@ def summarise(r: dict[str, Any]) -> list[str]:
         f"captions {g['other_raw']:.2f} -> {g['other_centred']:.2f}; distance between the image "
         f"and caption centroids {g['centroid_distance']:.2f}.",
         "",
-        f"Verdict: rank-mlp Spearman {_f(c['spearman'].get('rank-mlp'))} vs best baseline "
-        f"{best_base} {_f(b[best_base]['spearman'])}. The HTML report holds "
-        f"{r['report_thumbnails']} image thumbnails. Confident-wrong rate and coverage of the "
-        "trust verdicts: not measured here yet (they need `llm2loss.insights.Reference`).",
+        f"Verdict: rank-mlp Spearman {_f(c['spearman'].get('rank-mlp'), 3)} vs best baseline "
+        f"{best_base} {_f(b[best_base]['spearman'], 3)}. The HTML report holds "
+        f"{r['report_thumbnails']} image thumbnails.",
+        "",
     ]
+    for label, h in (("gap=center", c), ("gap=none", n)):
+        v = h["verdicts"]
+        if v is None:
+            lines.append(f"Trust verdicts ({label}): not available in this version of the analysis.")
+            continue
+        lines.append(
+            f"Trust verdicts ({label}, attribute pairs): coverage {v['coverage']:.2f} ({v['stated']} of "
+            f"{v['n']} stated), confident-wrong {_f(v['confident_wrong'])} ({v['wrong']} wrong); "
+            + ", ".join(f"{k}: {w}" for k, w in v["verdicts"].items()) + ".")
     return lines
 
 

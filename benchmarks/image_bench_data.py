@@ -49,7 +49,7 @@ class Scale:
 
 
 SCALES = {
-    "full": Scale(clip_images=3000, clip_epochs=12, audit_images=3000, cnn_images=4000, cnn_epochs=4),
+    "full": Scale(clip_images=3000, clip_epochs=16, audit_images=3000, cnn_images=4000, cnn_epochs=4),
     "tiny": Scale(clip_images=256, clip_epochs=1, audit_images=240, cnn_images=192, cnn_epochs=1),
 }
 AUDIT_SEED = 3
@@ -78,7 +78,8 @@ def build(folder: Path = CACHE, scale: str = "full", *, log=print) -> BenchData:
     params = SCALES[scale]
     folder.mkdir(parents=True, exist_ok=True)
     clip = image_clip.checkpoint_in(folder / "clip")
-    clip_stamp = {"config": image_clip.CONFIG, "n": params.clip_images, "epochs": params.clip_epochs}
+    clip_stamp = {"config": image_clip.CONFIG, "n": params.clip_images, "epochs": params.clip_epochs,
+                  "distractors": image_clip.DISTRACTORS}
     if not (clip.exists() and _stamped(folder / "clip" / "built.json", clip_stamp)):
         started = time.perf_counter()
         image_clip.train_clip(folder / "clip", n_images=params.clip_images, epochs=params.clip_epochs,
@@ -93,7 +94,7 @@ def build(folder: Path = CACHE, scale: str = "full", *, log=print) -> BenchData:
         (folder / "audit" / "built.json").write_text(json.dumps(audit_stamp))
         log(f"wrote {params.audit_images} audit images")
     cnn = folder / "cnn.safetensors"
-    cnn_stamp = {"n": params.cnn_images, "epochs": params.cnn_epochs, "planted": image_model.PLANTED}
+    cnn_stamp = {"n": params.cnn_images, "epochs": params.cnn_epochs, "planted": list(image_model.PLANTED)}
     if not (cnn.is_file() and _stamped(folder / "cnn.json", cnn_stamp)):
         started = time.perf_counter()
         image_model.train_cnn(cnn, n_train=params.cnn_images, epochs=params.cnn_epochs, log=log)

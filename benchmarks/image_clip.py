@@ -1,8 +1,8 @@
 """A small CLIP trained here, on CPU, on the generated shape images and their captions.
 
-The model is open_clip's own `CLIP` class built from a tiny config (`CONFIG`: a one-block-per-stage
-ModifiedResNet on 32 px images and a 2-layer text transformer with open_clip's BPE tokenizer), trained with open_clip's
-`ClipLoss`. It is saved the way a user's checkpoint would be: `<name>.json` (the open_clip model
+The model is open_clip's own `CLIP` class built from a tiny config (`CONFIG`: a one-block-per-
+stage ModifiedResNet on 32 px images and a 2-layer text transformer with open_clip's BPE
+tokenizer), trained with open_clip's `ClipLoss`. It is saved the way a user's checkpoint would be: `<name>.json` (the open_clip model
 config) beside `<name>.safetensors` (the state dict), and llm2loss loads it by path with
 
     open_clip:<name>//<dir>/<name>.safetensors?config=<dir>/<name>.json
@@ -10,7 +10,9 @@ config) beside `<name>.safetensors` (the state dict), and llm2loss loads it by p
 The config file travels in the spec because `open_clip.add_model_config` in one process does not
 reach another (the Dask workers that embed the shards build the encoder themselves).
 
-`train_clip` trains and saves (captions are drawn afresh each epoch from `image_data.caption`);
+`train_clip` trains and saves (captions are drawn afresh each epoch from `image_data.caption`;
+a quarter more pairs are clutter images with captions of random tokens, so that words the shape
+captions never use do not all collapse onto the generic caption; see its docstring);
 `zero_shot_accuracy` scores an llm2loss encoder on every attribute of held-out images by the
 nearest of the attribute's prompts (`image_data.ZERO_SHOT_PROMPTS`).
 """
@@ -29,6 +31,8 @@ import pandas as pd
 import image_data
 
 NAME = "shapes-clip"
+DISTRACTORS = 0.25
+SOT, EOT = 49406, 49407  # open_clip's BPE start / end of text tokens
 CONFIG = {
     "embed_dim": 64,
     # open_clip's ModifiedResNet with one block per stage: on 2 CPU cores a step is ~10x
@@ -60,9 +64,30 @@ def checkpoint_in(folder: Path) -> ClipCheckpoint:
     return ClipCheckpoint(folder / f"{NAME}.json", folder / f"{NAME}.safetensors")
 
 
-def train_clip(folder: Path, *, n_images: int = 3000, epochs: int = 12, batch_size: int = 64,
-               lr: float = 2e-3, seed: int = 0, threads: int = 1, log=print) -> ClipCheckpoint:
+def distractor_tokens(n: int, rng: np.random.Generator, context_length: int) -> "torch.Tensor":
+    """`n` captions of 2-7 random BPE tokens (start and end tokens around them, zero padding)."""
+    import torch
+
+    tokens = torch.zeros((n, context_length), dtype=torch.long)
+    for i in range(n):
+        k = int(rng.integers(2, 8))
+        tokens[i, 0] = SOT
+        tokens[i, 1:k + 1] = torch.from_numpy(rng.integers(256, SOT, k))
+        tokens[i, k + 1] = EOT
+    return tokens
+
+
+def train_clip(folder: Path, *, n_images: int = 3000, epochs: int = 16, batch_size: int = 64,
+               lr: float = 2e-3, distractors: float = DISTRACTORS, seed: int = 0, threads: int = 1,
+               log=print) -> ClipCheckpoint:
     """Train the CLIP on `n_images` fresh uniform scenes and save config + safetensors in `folder`.
+
+    `distractors`: a share of extra pairs of clutter images (`image_data.draw_clutter`) and
+    captions of random BPE tokens, drawn afresh each epoch. Without them the text tower only ever
+    sees the shape vocabulary: every other word keeps an untrained (decayed) embedding, so a phrase
+    such as "a bowl of soup" lands on the generic caption, at the centre of the images, and looks
+    *more* familiar than "a red circle". With them, words outside the captions are pulled toward
+    images that are not shape scenes, as a CLIP trained on the world would place them.
 
     `threads` caps torch's intra-op threads: on a shared 2-core machine one thread measured
     0.7 s per step and two threads 10 s (OpenMP workers waiting on each other when oversubscribed).
@@ -82,9 +107,14 @@ def train_clip(folder: Path, *, n_images: int = 3000, epochs: int = 12, batch_si
     model, _, preprocess = open_clip.create_model_and_transforms(NAME)
     tokenizer = open_clip.get_tokenizer(NAME)
     attributes = image_data.sample_attributes(n_images, rng)
-    pixels = torch.stack([preprocess(im) for im in image_data.render(attributes, seed=10_000 + seed)])
+    n_clutter = int(round(distractors * n_images))
+    pixels = torch.stack([preprocess(im) for im in [
+        *image_data.render(attributes, seed=10_000 + seed),
+        *(image_data.draw_clutter(30_000 + seed * 1_000_003 + i) for i in range(n_clutter))]])
     rows = attributes.to_dict("records")
-    steps_per_epoch = math.ceil(n_images / batch_size)
+    context = CONFIG["text_cfg"]["context_length"]
+    n_pairs = n_images + n_clutter
+    steps_per_epoch = math.ceil(n_pairs / batch_size)
     total = steps_per_epoch * epochs
     optimiser = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.1)
     warmup = max(1, total // 20)
@@ -95,7 +125,8 @@ def train_clip(folder: Path, *, n_images: int = 3000, epochs: int = 12, batch_si
     started = time.perf_counter()
     for epoch in range(epochs):
         tokens = tokenizer([image_data.caption(r, rng) for r in rows])
-        order = torch.from_numpy(rng.permutation(n_images))
+        tokens = torch.cat([tokens, distractor_tokens(n_clutter, rng, context)])
+        order = torch.from_numpy(rng.permutation(n_pairs))
         running = 0.0
         for step in range(steps_per_epoch):
             batch = order[step * batch_size:(step + 1) * batch_size]

@@ -133,6 +133,15 @@ def draw_scene(row: dict | pd.Series, seed: int) -> Image.Image:
     return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "RGB")
 
 
+def draw_clutter(seed: int) -> Image.Image:
+    """A 32 x 32 image that is no shape scene: smooth random colour blobs plus noise."""
+    rng = np.random.default_rng(seed)
+    cells = Image.fromarray(rng.integers(0, 256, (4, 4, 3), dtype=np.uint8), "RGB")
+    pixels = np.asarray(cells.resize((SIZE, SIZE), Image.Resampling.BICUBIC), dtype=np.float64)
+    pixels = pixels + rng.normal(0, 20, pixels.shape)
+    return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "RGB")
+
+
 def caption(row: dict | pd.Series, rng: np.random.Generator) -> str:
     """A caption from a random template that names a random subset of the attributes.
 
