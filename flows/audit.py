@@ -19,17 +19,19 @@ from typing import Any, Iterator
 import dask
 import psutil
 from prefect import flow, get_run_logger
-from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
-from prefect.events import emit_event
 from prefect.exceptions import MissingContextError
 from prefect.futures import as_completed
 from prefect_dask import DaskTaskRunner
 
-from flows.events import AUDIT_COMPLETED, release_resource
+from flows.artifacts import publish_audit_artifacts
+from flows.events import emit_audit_events
 from llm2loss import audit, layout, registry
+from llm2loss import console as stage_console
 from llm2loss.config import DaskSettings, ReleaseSpec, Settings
 from llm2loss.errors import Llm2LossError, NotFoundError
 from llm2loss.query import validate_phrases
+from llm2loss.store_checks import lock_body
+from llm2loss.vocab import check_vocabularies
 from tasks import audit_tasks as t
 
 # The audit lock's expiry, renewed every HEARTBEAT_S by the running audit: a run that died on
@@ -105,31 +107,35 @@ def _gpu_annotation(enabled: bool) -> Iterator[None]:
 
 
 def _run_shards(task, pending: list[int], *, what: str, gpu: bool, progress: bool, args: tuple) -> dict[str, Any]:
-    """Submit one task per pending shard; log counts and throughput as they finish."""
+    """Submit one task per pending shard; log counts and throughput as they finish.
+
+    With `progress`, the stage is one progress bar on the console the command installed
+    (llm2loss.console); the per-shard log lines go to the Prefect API either way.
+    """
     logger = get_run_logger()
     start = time.perf_counter()
     with _gpu_annotation(gpu):
         futures = [task.submit(*args[:-1], index, args[-1]) for index in pending]
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(futures), desc=what, unit="shard")
     rows = skipped = 0
     compute = 0.0
-    for done, future in enumerate(as_completed(futures), start=1):
-        result = future.result()
-        rows += result["rows"]
-        skipped += result["failures"]
-        compute += result["seconds"]
-        elapsed = time.perf_counter() - start
-        logger.info("%s: %d/%d shards, %d rows, %.1f rows/s", what, done, len(futures), rows, rows / max(elapsed, 1e-9))
-        if bar is not None:
-            bar.update(1)
-    if bar is not None:
-        bar.close()
+    bar = stage_console.shards(what, len(futures)) if progress else contextlib.nullcontext(lambda: None)
+    with bar as advance:
+        for done, future in enumerate(as_completed(futures), start=1):
+            result = future.result()
+            rows += result["rows"]
+            skipped += result["failures"]
+            compute += result["seconds"]
+            elapsed = time.perf_counter() - start
+            logger.info("%s: %d/%d shards, %d rows, %.1f rows/s", what, done, len(futures), rows,
+                        rows / max(elapsed, 1e-9))
+            advance()
     return {"shards": len(futures), "rows": rows, "skipped": skipped, "seconds": time.perf_counter() - start,
             "compute_seconds": compute}
+
+
+def _stage(name: str, progress: bool) -> Any:
+    """A stage line on the command's console when `progress`, else nothing."""
+    return stage_console.stage(name) if progress else contextlib.nullcontext(stage_console.StageNote())
 
 
 @flow(name="audit-release", log_prints=True, task_runner=make_task_runner(Settings().dask))
@@ -143,7 +149,10 @@ def audit_release(
     """
     logger = get_run_logger()
     cfg = load_settings(settings)
-    validate_phrases(list(cfg.audit.phrases) + [p for pair in cfg.audit.pairs for p in pair])
+    # Untrusted text is normalised once, here, before any model loads (and reports use it so).
+    cfg.audit.phrases = validate_phrases(cfg.audit.phrases)
+    cfg.audit.pairs = [tuple(validate_phrases(list(pair))) for pair in cfg.audit.pairs]
+    check_vocabularies(cfg.audit.vocabularies)  # a bad file fails here, before any model loads
     store_settings = cfg.store
     store = audit.get_store(store_settings)
     release = registry.get(store, model, version)
@@ -195,11 +204,12 @@ def take_lock(store: Any, key: str, owner: str) -> bool:
     if store.acquire_lock(key, owner, LOCK_TTL_S):
         return True
     try:
-        holder = store.read_json(key).get("owner", "")
-    except (NotFoundError, AttributeError):
-        holder = ""
+        body = lock_body(store.read_bytes(key))  # None for anything that is not a lock
+    except NotFoundError:
+        body = None
     except Llm2LossError:
         return False
+    holder = body["owner"] if body else ""
     if holder and owner_is_dead(holder) and store.release_lock(key, holder):
         _logger().warning("broke the lock %s left by a run that died (%s)", key, holder)
     return store.acquire_lock(key, owner, LOCK_TTL_S)
@@ -259,8 +269,12 @@ def _audit(cfg: Settings, release: ReleaseSpec, *, progress: bool) -> dict[str, 
     store_settings, settings, cache_dir = cfg.store, cfg.audit, cfg.cache_dir
     stage_seconds: dict[str, float] = {}
     start = time.perf_counter()
-    # On a worker: it loads the encoder there, where the shard tasks reuse it.
-    plan = t.plan_audit.submit(store_settings, release, settings, cache_dir).result()
+    with _stage("plan", progress) as note:
+        # On a worker: it loads the encoder there, where the shard tasks reuse it.
+        plan = t.plan_audit.submit(store_settings, release, settings, cache_dir).result()
+        note.detail = (f"{plan.embeddings_sharding.n_shards} shards of {plan.embeddings_sharding.shard_size} on "
+                       f"{plan.dataset}, encoder {plan.encoder_spec}, embeddings "
+                       f"{'reused' if plan.embeddings_ready else 'to compute'}")
     stage_seconds["plan"] = time.perf_counter() - start
 
     # Verified even when sealed: a part corrupted since is recomputed, never read as good.
@@ -269,65 +283,49 @@ def _audit(cfg: Settings, release: ReleaseSpec, *, progress: bool) -> dict[str, 
     if pending:
         embed.update(_run_shards(t.embed_shard, pending, what="embed", gpu=cfg.dask.gpu, progress=progress,
                                  args=(store_settings, release, plan, cache_dir)))
+    elif progress:
+        with _stage("embed", progress) as note:
+            note.detail = "reused: every shard is already embedded and verified"
     if pending or not plan.embeddings_ready:
         t.seal_stage(store_settings, plan.embeddings_prefix, plan.embeddings_sharding.n_shards)
     stage_seconds["embed"] = embed["seconds"]
 
     pending = t.begin_stage(store_settings, plan.losses_prefix, plan.losses_sharding)
+    if progress and not pending:
+        with _stage("losses", progress) as note:
+            note.detail = "reused: every shard's losses are already computed and verified"
     losses = _run_shards(t.loss_shard, pending, what="losses", gpu=cfg.dask.gpu, progress=progress,
                          args=(store_settings, release, plan, cache_dir))
     sealed = t.seal_stage(store_settings, plan.losses_prefix, plan.losses_sharding.n_shards)
     stage_seconds["losses"] = losses["seconds"]
 
     start = time.perf_counter()
-    metrics = t.train_and_analyse.submit(store_settings, release, plan, settings).result()
+    with _stage("train and analyse", progress) as note:
+        metrics = t.train_and_analyse.submit(store_settings, release, plan, settings,
+                                             cache_dir).result()
+        note.detail = f"{len(metrics.get('validity', {}))} diagnosers"
     stage_seconds["train_and_analyse"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    regression = t.regression_report(store_settings, release, plan, metrics)
+    with _stage("regression", progress) as note:
+        regression = t.regression_report(store_settings, release, plan, metrics)
+        note.detail = ("no earlier version audited alike" if regression is None else
+                       f"against {(regression.get('previous') or {}).get('version')}: "
+                       f"{'significant' if regression.get('significant_regression') else 'none significant'}")
     stage_seconds["regression"] = time.perf_counter() - start
     summary = audit.audit_summary(cfg.store, release, plan, sealed_rows=int(sealed["rows"]),
                                   split=metrics.get("split", {}), stage_seconds=stage_seconds,
                                   shard_compute_seconds={"embed": embed["compute_seconds"],
                                                          "losses": losses["compute_seconds"]})
     metrics["summary"] = summary
-    report = t.publish_report(store_settings, release, plan, metrics, regression)
-    flag = bool(regression and regression.get("significant_regression"))
-    manifest = t.write_audit_manifest(store_settings, release, plan, report, summary, flag)
-    _publish_artifacts(release, metrics, report, regression)
-    emit_event(
-        event=AUDIT_COMPLETED,
-        resource=release_resource(release.model, release.version),
-        payload={"model": release.model, "version": release.version, "report": report["uri"],
-                 "significant_regression": flag},
-    )
+    with _stage("report", progress) as note:
+        report = t.publish_report(store_settings, release, plan, metrics, regression)
+        flag = bool(regression and regression.get("significant_regression"))
+        manifest = t.write_audit_manifest(store_settings, release, plan, report, summary, flag)
+        publish_audit_artifacts(release, metrics, report["uri"], regression)
+        emit_audit_events(release.model, release.version, report["uri"], regression)
+        note.detail = "HTML report, manifest, Prefect artifacts and events"
     return manifest
-
-
-def _artifact_key(*parts: str) -> str:
-    """Prefect artifact keys allow lowercase letters, digits and dashes only."""
-    raw = "-".join(parts).lower()
-    return "".join(c if c.isalnum() else "-" for c in raw).strip("-")[:100]
-
-
-def _publish_artifacts(release: ReleaseSpec, metrics: dict[str, Any], report: dict[str, Any],
-                       regression: dict[str, Any] | None) -> None:
-    """Markdown summary, tables and a link to the HTML report, keyed per model for history."""
-    from llm2loss.report import prefect_artifact_payloads
-
-    payloads = prefect_artifact_payloads(metrics, report["uri"], regression)
-    create_markdown_artifact(markdown=payloads["markdown"], key=_artifact_key("llm2loss", release.model, "summary"),
-                             description=f"Audit summary of {release.ref}")
-    for name, rows in payloads.get("tables", {}).items():
-        if rows:
-            create_table_artifact(table=rows, key=_artifact_key("llm2loss", release.model, name),
-                                  description=f"{name} of {release.ref}")
-    create_link_artifact(link=payloads.get("link", report["uri"]), link_text=f"Report of {release.ref}",
-                         key=_artifact_key("llm2loss", release.model, "report"))
-    if regression is not None and payloads.get("regression_markdown"):
-        create_markdown_artifact(markdown=payloads["regression_markdown"],
-                                 key=_artifact_key("llm2loss", release.model, "regression"),
-                                 description=f"Regression of {release.ref} against the previous version")
 
 
 @flow(name="audit-new-releases", log_prints=True)

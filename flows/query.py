@@ -7,7 +7,8 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 
-from flows.audit import _artifact_key, load_settings
+from flows.artifacts import release_artifact_key
+from flows.audit import load_settings
 from llm2loss.query import AuditQuery
 
 
@@ -25,7 +26,7 @@ def query_audit(
     estimates = q.estimate(list(phrases)).to_dict(orient="records") if phrases else []
     comparisons = [q.compare(a, b) for a, b in (pairs or [])]
     if estimates:
-        create_table_artifact(table=estimates, key=_artifact_key("llm2loss", model, "query"),
+        create_table_artifact(table=estimates, key=release_artifact_key(model, version, "query"),
                               description=f"Phrase estimates for {model}@{version}")
     for row in comparisons:
         get_run_logger().info(row["sentence"])

@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import logging
 import tempfile
 import time
 from collections import Counter
@@ -30,8 +31,13 @@ from pydantic import BaseModel, Field, ValidationError
 
 from llm2loss import layout
 from llm2loss.config import AuditSettings, DatasetSpec, ReleaseSpec, StoreSettings
-from llm2loss.errors import DataError
+from llm2loss.errors import DataError, StoreError
+from llm2loss.held_out import write_held_out
 from llm2loss.store import ArtifactStore
+from llm2loss.store_checks import (check_audit_manifest, check_loss_column, contained_path,
+                                   refuse_nonfinite_rows, safe_name)
+
+log = logging.getLogger(__name__)
 
 ATTRIBUTE_PREFIX = "attr__"
 
@@ -317,6 +323,7 @@ def load_audit_data(store_settings: StoreSettings, plan: AuditPlan, *, seed: int
 
     store = get_store(store_settings)
     losses = store.read_stage_table(plan.losses_prefix).to_pandas()
+    check_loss_column(losses, plan.losses_prefix)
     ids: list[str] = losses["id"].tolist()
     repeated = losses["id"][losses["id"].duplicated()]
     if len(repeated):
@@ -331,8 +338,9 @@ def load_audit_data(store_settings: StoreSettings, plan: AuditPlan, *, seed: int
     row_of = {sample_id: row for row, sample_id in enumerate(ids)}
     found = np.zeros(len(ids), dtype=bool)
     X_train = X_test = np.zeros((0, 0), dtype=np.float32)
-    for index, table in enumerate(store.iter_stage_tables(plan.embeddings_prefix)):
+    for index, (part, table) in enumerate(store.iter_stage_parts(plan.embeddings_prefix)):
         part_ids, matrix = table_to_matrix(table)
+        refuse_nonfinite_rows(store, plan.embeddings_prefix, part, part_ids, matrix)
         if index == 0:
             X_train = np.empty((int((~test_mask).sum()), matrix.shape[1]), dtype=np.float32)
             X_test = np.empty((int(test_mask.sum()), matrix.shape[1]), dtype=np.float32)
@@ -357,9 +365,12 @@ def train_and_analyse(
     release: ReleaseSpec,
     plan: AuditPlan,
     settings: AuditSettings,
+    cache_dir: str | None = None,
 ) -> dict[str, Any]:
     """Fit every configured diagnoser on the train split, evaluate on the test split, save them.
 
+    Also writes the held-out samples (`llm2loss.held_out`) that phrase findings are grounded in,
+    with previews of each sample read from the source when `cache_dir` is given.
     Returns the metrics dict (JSON-able) that the report renders.
     """
     from llm2loss.analysis import analyse
@@ -378,6 +389,8 @@ def train_and_analyse(
     attributes = _attribute_frame(losses)
     correct = losses["correct"].to_numpy() if "correct" in losses else None
     encoder = get_encoder(plan.encoder_spec)
+    ids_test = [i for i, held in zip(data["ids"], test_mask) if held]
+    previews_test = _previews(release, cache_dir, ids_test)
     result = analyse(
         X_train=X_train,
         loss_train=losses["loss"].to_numpy()[~test_mask],
@@ -390,7 +403,13 @@ def train_and_analyse(
         vocabularies=vocabularies_for(plan.modality, settings.vocabularies),
         attribute_phrases=_attribute_phrases(release, attributes),
         modality=plan.modality,
+        ids_test=ids_test,
+        previews_test=previews_test,
     )
+    held_out = write_held_out(
+        store, layout.held_out_key(release.model, release.version), ids_test, X_test,
+        losses["loss"].to_numpy()[test_mask],
+        None if correct is None else 1.0 - correct[test_mask].astype(np.float64), previews_test)
     for name, diagnoser in result.diagnosers.items():
         objective, arch = name.split("-", 1)
         with tempfile.TemporaryDirectory() as tmp:
@@ -398,7 +417,17 @@ def train_and_analyse(
             store.upload_dir(Path(tmp), layout.diagnoser_prefix(release.model, release.version, objective, arch))
     metrics = result.metrics
     metrics["split"] = {"train": int((~test_mask).sum()), "test": int(test_mask.sum())}
+    metrics["held_out"] = held_out.model_dump()
     return metrics
+
+
+def _previews(release: ReleaseSpec, cache_dir: str | None, ids: list[str]) -> list[str]:
+    """Previews of the held-out samples from the source ("" each without a cache_dir)."""
+    if cache_dir is None:
+        return [""] * len(ids)
+    from llm2loss.sources.previews import previews
+
+    return previews(get_source(release.dataset, cache_dir), ids)
 
 
 def _attribute_frame(losses: pd.DataFrame) -> pd.DataFrame:
@@ -436,7 +465,7 @@ def audit_manifest(store_settings: StoreSettings, model: str, version: str) -> d
     key = layout.audit_manifest_key(model, version)
     if not store.exists(key):
         return None
-    manifest = store.read_json(key)
+    manifest = check_audit_manifest(store.read_json(key), model, version)
     return manifest if manifest.get("status") == "completed" else None
 
 
@@ -451,7 +480,11 @@ def previous_audit(store_settings: StoreSettings, release: ReleaseSpec, plan: Au
             continue
         if other.created_at >= release.created_at:
             continue
-        manifest = audit_manifest(store_settings, other.model, other.version)
+        try:
+            manifest = audit_manifest(store_settings, other.model, other.version)
+        except StoreError as exc:  # another release's tampered manifest must not fail this audit
+            log.warning("skipping %s as the previous audit: %s", other.ref, exc)
+            continue
         if manifest is None:
             continue
         if (manifest.get("dataset_fingerprint"), manifest.get("encoder_fingerprint")) != (
@@ -470,9 +503,12 @@ def load_diagnosers(store_settings: StoreSettings, model: str, version: str, des
 
     store = get_store(store_settings)
     root = layout.audit_prefix(model, version) + "/diagnosers"
-    names = sorted({key[len(root) + 1 :].split("/", 1)[0] for key in store.list(root)})
+    names = sorted({key[len(root) + 1 :].split("/", 1)[0] for key in store.list(f"{root}/")})
+    known = {f"{o}-{a}" for o in layout.OBJECTIVES for a in layout.ARCHS}
+    for name in sorted(set(names) - known):  # never a path: only the known names become one
+        log.warning("skipping %r under %s: not a diagnoser this version writes", name, root)
     diagnosers = {}
-    for name in names:
+    for name in sorted(set(names) & known):
         local = dest / name
         store.download_dir(f"{root}/{name}", local)
         diagnosers[name] = LossDiagnoser.load(local)
@@ -601,10 +637,15 @@ def write_audit_manifest(
 def local_report_path(cfg: Any, manifest: dict[str, Any]) -> Path:
     """A local path of an audit's index.html: in place for a folder store, else downloaded."""
     store = get_store(cfg.store)
-    key = manifest["report"]
+    model = safe_name(manifest.get("model"), "model name")
+    version = safe_name(manifest.get("version"), "version")
+    key = check_audit_manifest(manifest, model, version)["report"]  # inside the report folder
     if store.is_local:
-        return Path(store.uri).resolve() / key
-    dest = Path(cfg.cache_dir).expanduser() / "reports" / manifest["model"] / manifest["version"]
-    for name in store.list(key.rsplit("/", 1)[0]):
-        store.download(name, dest / name.rsplit("/", 1)[-1])
-    return dest / "index.html"
+        return contained_path(Path(store.uri).resolve(), key)
+    dest = contained_path(Path(cfg.cache_dir).expanduser() / "reports", model, version)
+    folder, _, page = key.rpartition("/")
+    for name in store.list(f"{folder}/"):
+        rel = name[len(folder) + 1 :]
+        if "/" not in rel:  # the report's own files only
+            store.download(name, contained_path(dest, rel))
+    return contained_path(dest, page)

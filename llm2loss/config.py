@@ -93,8 +93,18 @@ class DiagnoserSettings(_Strict):
 
     objectives: list[Objective] = ["rank", "regress", "familiarity"]
     archs: list[Arch] = ["linear", "mlp"]
-    n_members: int = Field(default=5, ge=1, le=64)
+    n_members: int = Field(default=5, le=64)
     random_state: int = 0
+
+    @field_validator("n_members")
+    @classmethod
+    def _members(cls, v: int) -> int:
+        if v < 2:
+            raise ValueError(
+                f"an audit needs n_members >= 2 (got {v}): one member can never show how "
+                "uncertain an estimate is; use 5 (the default) or at least 2"
+            )
+        return v
 
 
 class AuditSettings(_Strict):

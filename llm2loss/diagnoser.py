@@ -35,9 +35,10 @@ import numpy as np
 import torch
 from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
-from scipy.stats import rankdata
 
-from llm2loss.errors import DataError, NotFittedError, NotFoundError, WeightsError
+from llm2loss.diagnoser_checks import (check_positive_int, check_saved_shapes, check_saved_vectors,
+                                       check_training_targets, real_array)
+from llm2loss.errors import ConfigError, DataError, NotFittedError, NotFoundError, WeightsError
 from llm2loss.heads import ARCHS, MemberHeads
 from llm2loss.objectives import (NEGATIVES, OBJECTIVES, inverse_slog, sample_negatives, slog,
                                  training_loss, validation_criterion)
@@ -57,7 +58,8 @@ _ACTIVATION_BYTES = 8 << 20
 class Comparison:
     """Row-wise comparison of a against b over the ensemble members.
 
-    p_higher: (k,) fraction of members scoring a above b.
+    p_higher: (k,) fraction of members scoring a above b, a tie counting one half; NaN with a
+        single member, which can show no disagreement and so gives no probability.
     differences: (n_members, k) member score of a minus member score of b.
     quartiles: (5, k) min, q1, median, q3, max of the differences.
     """
@@ -65,6 +67,18 @@ class Comparison:
     p_higher: np.ndarray
     differences: np.ndarray
     quartiles: np.ndarray
+
+
+def p_higher(differences: np.ndarray) -> np.ndarray:
+    """P(a above b) per column of member differences (K, k): ties count one half.
+
+    A zero difference is no evidence either way, so `compare(X, X)` gives 0.5, never 0. With one
+    member there is no spread to read a probability from: NaN.
+    """
+    diff = np.asarray(differences, dtype=np.float64)
+    if diff.shape[0] < 2:
+        return np.full(diff.shape[1:], np.nan)
+    return (diff > 0).mean(axis=0) + 0.5 * (diff == 0).mean(axis=0)
 
 
 def _check_choice(value: object, choices: tuple[str, ...], what: str) -> None:
@@ -78,7 +92,7 @@ def _first_bad(mask: np.ndarray, limit: int = 5) -> str:
 
 def check_matrix(X: Any, name: str, *, dim: int | None = None, min_rows: int = 1) -> np.ndarray:
     """`X` as a finite float32 (n, dim) array, or a DataError naming the problem and the fix."""
-    arr = np.asarray(X, dtype=np.float32)
+    arr = real_array(X, name).astype(np.float32, copy=False)
     if arr.ndim == 1 and dim is not None and arr.shape[0] == dim:
         arr = arr[None, :]
     if arr.ndim != 2:
@@ -99,7 +113,7 @@ def check_matrix(X: Any, name: str, *, dim: int | None = None, min_rows: int = 1
 
 def check_vector(v: Any, name: str, *, length: int) -> np.ndarray:
     """`v` as a finite float64 (length,) array, or a DataError naming the problem and the fix."""
-    arr = np.asarray(v, dtype=np.float64)
+    arr = real_array(v, name).astype(np.float64, copy=False)
     if arr.ndim != 1:
         raise DataError(f"{name} must be a 1-D array, got shape {arr.shape}; flatten it")
     if arr.shape[0] != length:
@@ -192,6 +206,10 @@ class LossDiagnoser:
         training that batching the members cannot share, so sampling makes the 5-member fit
         cheaper; on 12 synthetic data sets (benchmarks/tune_core.py) groups of 64 and 32 gave the
         same held-out Spearman as all pairs (differences within +-0.001, better on about half).
+    bootstrap: each member trains on its own bootstrap resample of the training rows (default),
+        so the members' spread reflects how much the answer depends on the data drawn, not only
+        on initialisation and data order; members that differ only by their seed agree even where
+        the data cannot support an answer (benchmarks/bench_trust.py measures the calibration).
 
     Fitted attributes: dim_, data_mean_, text_mean_ (None without text_reference), heads_,
     device_, n_epochs_ (epochs run), validation_scores_ (per member at its best epoch: Spearman
@@ -212,7 +230,7 @@ class LossDiagnoser:
                  lr: float | None = None, weight_decay: float = 1e-2, early_stopping: bool = True,
                  patience: int = 5, validation_fraction: float = 0.15,
                  negatives: str = "random", mixed_precision: bool = False,
-                 pair_group: int | None = 64) -> None:
+                 pair_group: int | None = 64, bootstrap: bool = True) -> None:
         self.objective = objective
         self.arch = arch
         self.n_members = n_members
@@ -230,14 +248,28 @@ class LossDiagnoser:
         self.negatives = negatives
         self.mixed_precision = mixed_precision
         self.pair_group = pair_group
+        self.bootstrap = bootstrap
 
     # ------------------------------------------------------------------ parameters
-    def get_params(self) -> dict[str, Any]:
-        """The constructor parameters (JSON-able)."""
-        return {k: getattr(self, k) for k in (
-            "objective", "arch", "n_members", "random_state", "gap", "device", "hidden",
-            "max_epochs", "batch_size", "lr", "weight_decay", "early_stopping", "patience",
-            "validation_fraction", "negatives", "mixed_precision", "pair_group")}
+    _PARAMS = ("objective", "arch", "n_members", "random_state", "gap", "device", "hidden",
+               "max_epochs", "batch_size", "lr", "weight_decay", "early_stopping", "patience",
+               "validation_fraction", "negatives", "mixed_precision", "pair_group", "bootstrap")
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """The constructor parameters (JSON-able). `deep` is accepted for scikit-learn's
+        `clone` and `GridSearchCV`; no parameter is itself an estimator, so it changes nothing."""
+        return {k: getattr(self, k) for k in self._PARAMS}
+
+    def set_params(self, **params: Any) -> "LossDiagnoser":
+        """Set constructor parameters (scikit-learn's contract); ValueError naming the valid ones
+        for an unknown name. Checked at the next `fit`, like the constructor's."""
+        unknown = sorted(set(params) - set(self._PARAMS))
+        if unknown:
+            raise ValueError(f"unknown parameter(s) {unknown} of LossDiagnoser: choose from "
+                             f"{', '.join(self._PARAMS)}")
+        for name, value in params.items():
+            setattr(self, name, value)
+        return self
 
     def _check_params(self) -> None:
         _check_choice(self.objective, OBJECTIVES, "objective")
@@ -245,12 +277,15 @@ class LossDiagnoser:
         _check_choice(self.gap, GAPS, "gap")
         _check_choice(self.negatives, NEGATIVES, "negatives")
         for name in ("n_members", "hidden", "max_epochs", "batch_size", "patience"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if self.pair_group is not None and (not isinstance(self.pair_group, int) or self.pair_group < 2):
-            raise ValueError(f"pair_group must be an integer >= 2 or None (all pairs of a minibatch), "
-                             f"got {self.pair_group!r}")
+            setattr(self, name, check_positive_int(getattr(self, name), name))  # np.int64 -> int
+        if self.pair_group is not None:
+            try:
+                self.pair_group = check_positive_int(self.pair_group, "pair_group", 2)
+            except ValueError:
+                raise ValueError(f"pair_group must be an integer >= 2 or None (all pairs of a "
+                                 f"minibatch), got {self.pair_group!r}") from None
+        if not isinstance(self.bootstrap, bool):
+            raise ValueError(f"bootstrap must be True or False, got {self.bootstrap!r}")
         if self.lr is not None and not self.lr > 0:
             raise ValueError(f"lr must be a positive number or None (arch default), got "
                              f"{self.lr!r}")
@@ -302,10 +337,12 @@ class LossDiagnoser:
                             f"{self.objective}; check that per-sample losses were computed")
         if self.objective == "rank":
             self.target_mean_, self.target_std_ = 0.0, 1.0
-            return y.astype(np.float32)
+            with np.errstate(over="ignore"):  # overflow is reported just below
+                return check_training_targets(y.astype(np.float32), y, self.objective)
         t = slog(y)
         self.target_mean_, self.target_std_ = float(t.mean()), float(t.std())
-        return ((t - self.target_mean_) / self.target_std_).astype(np.float32)
+        return check_training_targets(((t - self.target_mean_) / self.target_std_).astype(np.float32),
+                                      y, self.objective)
 
     def _split(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         order = rng.permutation(n)
@@ -338,11 +375,12 @@ class LossDiagnoser:
         best_state = [heads.member_state(k) for k in range(K)]
         stale = torch.zeros(K, dtype=torch.long)
         self.n_epochs_ = 0
+        member_rows = self._member_rows(train_rows, K, gen)  # (K, n_tr) rows each member sees
         for _epoch in range(self.max_epochs):
             heads.train()
             perms = torch.argsort(torch.rand(K, n_tr, generator=gen), dim=1).to(dev)
             for lo, hi in zip(bounds[:-1], bounds[1:]):
-                idx = train_rows[perms[:, lo:hi]]
+                idx = torch.gather(member_rows, 1, perms[:, lo:hi])
                 xb, yb = Zt[idx], y_all[idx]
                 if self.objective == "familiarity":
                     xb, yb = self._with_negatives(xb, moments, gen)
@@ -372,6 +410,14 @@ class LossDiagnoser:
         heads.eval()
         return heads
 
+    def _member_rows(self, train_rows: torch.Tensor, K: int, gen: torch.Generator) -> torch.Tensor:
+        """Each member's training rows, (K, n_tr): a bootstrap resample each, or all rows."""
+        n_tr = len(train_rows)
+        if not self.bootstrap:
+            return train_rows.unsqueeze(0).expand(K, n_tr)
+        draw = torch.randint(0, n_tr, (K, n_tr), generator=gen).to(train_rows.device)
+        return train_rows[draw]
+
     def _with_negatives(self, xb: torch.Tensor, moments: tuple[torch.Tensor, torch.Tensor],
                         gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """Append one fresh negative per positive to each member's batch; labels 1 then 0."""
@@ -389,6 +435,8 @@ class LossDiagnoser:
         dev = self.device_
         xv = torch.from_numpy(Z[val_idx]).to(dev)
         if self.objective == "rank":
+            from scipy.stats import rankdata  # here: scipy.stats costs ~1 s to import, and only fit needs it
+
             yv = torch.from_numpy(rankdata(targets[val_idx]).astype(np.float32)).to(dev)
         elif self.objective == "regress":
             yv = torch.from_numpy(targets[val_idx]).to(dev)
@@ -490,7 +538,8 @@ class LossDiagnoser:
     def _output(self, raw: np.ndarray) -> np.ndarray:
         z = (raw - self.member_center_[:, None]) / self.member_scale_[:, None]
         if self.objective == "regress":
-            return inverse_slog(z * self.target_std_ + self.target_mean_)
+            # in float64: losses up to ~1e308 (their slog is ~710) would overflow float32 here
+            return inverse_slog(z.astype(np.float64) * self.target_std_ + self.target_mean_)
         return z.astype(np.float64)
 
     def predict_members(self, X: Any, *, modality: str = "data") -> np.ndarray:
@@ -519,7 +568,7 @@ class LossDiagnoser:
         ma = self._output(self._query_scores(*self._prepare(A, modality, "Xa", text_mean)))
         mb = self._output(self._query_scores(*self._prepare(B, modality, "Xb", text_mean)))
         diff = ma - mb
-        return Comparison(p_higher=(diff > 0).mean(axis=0), differences=diff,
+        return Comparison(p_higher=p_higher(diff), differences=diff,
                           quartiles=np.quantile(diff, [0.0, 0.25, 0.5, 0.75, 1.0], axis=0))
 
     # ------------------------------------------------------------------ save / load
@@ -527,7 +576,11 @@ class LossDiagnoser:
         """Write `weights.safetensors` and `diagnoser.json` into directory `path`."""
         self._check_fitted()
         out = Path(path)
-        out.mkdir(parents=True, exist_ok=True)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):
+            raise ConfigError(f"cannot save the diagnoser to {out}: it (or a folder above it) is "
+                              "a file; give the path of a folder") from None
         tensors = {f"param.{i}": p.detach().float().cpu().numpy()
                    for i, p in enumerate(self.heads_.parameters())}
         tensors["data_mean"] = self.data_mean_
@@ -556,16 +609,22 @@ class LossDiagnoser:
                                     f"directory that LossDiagnoser.save() wrote")
         try:
             meta = json.loads(meta_file.read_text())
-            tensors = load_file(str(weights_file))
             if not isinstance(meta, dict) or meta.get("format") != FORMAT:
                 raise ValueError(f"format is not {FORMAT}")
             params = dict(meta["params"])
             params["device"] = device
             self = cls(**params)
             self._check_params()
-            self.dim_ = int(meta["dim"])
+            self.dim_ = check_positive_int(meta["dim"], "dim")
+            # Sizes against the header first: nothing is allocated for a tampered diagnoser.json.
+            check_saved_shapes(weights_file, self.n_members, self.dim_, self.arch, self.hidden)
+            tensors = load_file(str(weights_file))
+            check_saved_vectors(tensors, src)
             self.target_mean_ = float(meta["target_mean"])
             self.target_std_ = float(meta["target_std"])
+            if not (math.isfinite(self.target_mean_) and math.isfinite(self.target_std_)
+                    and self.target_std_ > 0):
+                raise ValueError("target_mean/target_std must be finite and target_std positive")
             self.n_epochs_ = int(meta["n_epochs"])
             scores = meta.get("validation_scores")
             self.validation_scores_ = None if scores is None else [float(v) for v in scores]

@@ -5,7 +5,7 @@ becomes part of a key, so a model called `../../x` can never reach outside the s
 Keys use "/" and are relative to the store root. The layout (see DESIGN.md):
 
     datasets/<dataset>/<fingerprint>/embeddings/<encoder_fp>/part-00000.parquet
-    releases/<model>/<version>/release.json  (+ weights.<ext>, weights.json beside it)
+    releases/<model>/<version>/release.json  (+ weights.<ext>, weights.json, registration.json)
     audits/<model>/<version>/losses/part-00000.parquet
     audits/<model>/<version>/diagnosers/<objective>-<arch>/...
     audits/<model>/<version>/report/...
@@ -85,6 +85,12 @@ def weights_key(model: str, version: str, suffix: str) -> str:
     return f"{release_prefix(model, version)}/weights{suffix}"
 
 
+def registration_key(model: str, version: str) -> str:
+    """Key of a release's registration record (its content and weights' sha256), created only if
+    absent, so one of two concurrent registrations of a version wins."""
+    return f"{release_prefix(model, version)}/registration.json"
+
+
 def weights_info_key(model: str, version: str) -> str:
     """Key of the JSON sidecar (PartInfo: size and sha256) of a release's weights."""
     return f"{release_prefix(model, version)}/weights.json"
@@ -109,6 +115,12 @@ def diagnoser_prefix(model: str, version: str, objective: str, arch: str) -> str
     if arch not in ARCHS:
         raise ConfigError(f"unknown arch {arch!r}: choose one of {', '.join(ARCHS)}")
     return f"{audit_prefix(model, version)}/diagnosers/{objective}-{arch}"
+
+
+def held_out_key(model: str, version: str) -> str:
+    """Key of an audit's held-out samples (id, loss, error, preview, embedding): the truth that
+    phrase findings are grounded in, read back by queries on the finished audit."""
+    return f"{audit_prefix(model, version)}/reference/held-out.parquet"
 
 
 def report_prefix(model: str, version: str) -> str:

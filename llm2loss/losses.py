@@ -30,6 +30,7 @@ from safetensors.torch import load_file
 
 from llm2loss.config import ReleaseSpec
 from llm2loss.encoders.base import resolve_device
+from llm2loss.entrypoints import check_allowed
 from llm2loss.errors import ConfigError, DataError, WeightsError
 from llm2loss.sources.base import Shard
 
@@ -39,10 +40,12 @@ _EPS = 1e-12
 
 
 def import_entrypoint(ref: str, what: str = "entrypoint") -> Callable[..., Any]:
-    """The callable named by 'module:function'; ConfigError when it does not import."""
+    """The callable named by 'module:function'; ConfigError when its module is not on this
+    process's allow-list (`llm2loss.entrypoints`) or does not import."""
     module_name, sep, attr = ref.partition(":")
     if not sep:
         raise ConfigError(f"{what} {ref!r} must look like 'package.module:function'")
+    check_allowed(ref, what)  # before the import: importing a module runs its code
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:

@@ -4,8 +4,11 @@ Used by the `llm2loss` command line and the `query-audit` flow alike. Diagnosers
 the store (safetensors + JSON: loading runs no code) and phrases are embedded with the audit's own
 encoder, so answers live in the same space the diagnosers were trained in.
 
-Uncertainty is the spread of the ensemble: a comparison whose members do not agree (P(a worse
-than b) between 0.2 and 0.8, the report's rule) is called uncertain, never stated as a fact.
+Answers are in the report's units and carry the report's evidence: estimates give the phrase's
+percentile among held-out samples (raw scores too) and what the held-out samples nearest to it
+measured; comparisons give the measured gap between the samples each phrase describes, the
+verdict ("a worse", "b worse" or "uncertain", `llm2loss.verdicts`) and its reason, and examples.
+The held-out samples are the audit's own (`llm2loss.held_out`), checked against their sha256.
 """
 
 from __future__ import annotations
@@ -20,32 +23,22 @@ from scipy.special import expit
 
 from llm2loss import audit, layout
 from llm2loss.config import StoreSettings
-from llm2loss.errors import ConfigError, NotFoundError
-from llm2loss.report.findings import is_uncertain
+from llm2loss.errors import DataError, NotFoundError
+from llm2loss.phrases import MAX_PHRASE_CHARS, normalise_phrases  # noqa: F401 (re-exported)
+from llm2loss.verdicts import A_WORSE, B_WORSE
 
-MAX_PHRASE_CHARS = 300
 LOSS_DIAGNOSER = "rank-mlp"
 FAMILIARITY_DIAGNOSER = "familiarity-mlp"
 
 
 def validate_phrases(phrases: list[str]) -> list[str]:
-    """Phrases must be non-empty and at most MAX_PHRASE_CHARS characters; returns them stripped.
+    """The phrases normalised and validated (`llm2loss.phrases.normalise_phrase`: UTF-8, one line,
+    no control characters, something visible, at most MAX_PHRASE_CHARS characters).
 
     An empty list passes (an audit may configure no extra phrases); callers that need at least
     one phrase require it themselves.
     """
-    cleaned = []
-    for phrase in phrases:
-        text = phrase.strip() if isinstance(phrase, str) else ""
-        if not text:
-            raise ConfigError("a phrase is empty: give each phrase some words, e.g. \"an email about a mortgage\"")
-        if len(text) > MAX_PHRASE_CHARS:
-            raise ConfigError(
-                f"a phrase has {len(text)} characters, over the limit of {MAX_PHRASE_CHARS}: "
-                "shorten it to a description of a concept, not a document"
-            )
-        cleaned.append(text)
-    return cleaned
+    return normalise_phrases(list(phrases))
 
 
 def completed_manifest(store_settings: StoreSettings, model: str, version: str) -> dict[str, Any]:
@@ -77,6 +70,56 @@ class AuditQuery:
         self._tmp = tempfile.TemporaryDirectory()
         self.diagnosers = audit.load_diagnosers(store_settings, model, version, Path(self._tmp.name))
         self.encoder = audit.get_encoder(self.manifest["encoder"])
+        self._store = audit.get_store(store_settings)
+        self._metrics: dict[str, Any] | None = None
+        self._reference: Any = None
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        """The audit's metrics.json (read once)."""
+        if self._metrics is None:
+            metrics = self._store.read_json(self.manifest["metrics"])
+            if not isinstance(metrics, dict):
+                raise DataError(f"metrics of {self.model}@{self.version} are not a JSON object; "
+                                "audit the release again")
+            self._metrics = metrics
+        return self._metrics
+
+    def reference(self) -> Any:
+        """The audit's held-out samples as a grounding Reference, or None for audits written
+        before they were kept (their answers then carry no measured columns)."""
+        if self._reference is None and self.metrics.get("held_out") is not None:
+            from llm2loss.held_out import read_held_out
+
+            d = self._diagnoser(LOSS_DIAGNOSER)
+            centred = d.gap == "center"
+            self._reference = read_held_out(
+                self._store, self.metrics["held_out"], dim=d.dim_,
+                data_mean=d.data_mean_ if centred else None,
+                text_mean=d.text_mean_ if centred else None)
+        return self._reference
+
+    def _percentiles(self, embeddings: np.ndarray) -> np.ndarray | None:
+        """Members' percentiles (K, n) of phrase embeddings among held-out scores, or None."""
+        from llm2loss.analysis import percentiles
+
+        quantiles = (self.metrics.get("score_quantiles") or {}).get(LOSS_DIAGNOSER)
+        d = self._diagnoser(LOSS_DIAGNOSER)
+        try:
+            q = np.asarray(quantiles, dtype=np.float64)
+        except (TypeError, ValueError):
+            return None
+        if q.ndim != 2 or q.shape[0] != d.n_members or q.shape[1] < 2:
+            return None
+        return percentiles(d.predict_members(embeddings, modality="text"), q)
+
+    def _separation(self, a: str, b: str) -> float | None:
+        """The 0-shot AUROC of (a, b) when it is one of the audit's attribute pairs."""
+        for row in (self.metrics.get("attributes") or {}).get("rows", []) or []:
+            if isinstance(row, dict) and (row.get("phrase_attr"), row.get("phrase_not")) == (a, b):
+                auroc = row.get("zero_shot_auroc")
+                return float(auroc) if isinstance(auroc, (int, float)) else None
+        return None
 
     @property
     def modality(self) -> str:
@@ -96,16 +139,29 @@ class AuditQuery:
     def estimate(self, phrases: list[str]) -> pd.DataFrame:
         """Estimated loss (rank diagnoser) and familiarity of each phrase, with uncertainty.
 
-        Columns: phrase, loss_mean, loss_std, loss_q0..loss_q4 and, when the audit trained a
-        familiarity diagnoser, familiarity_mean and familiarity_std: the mean and spread over the
-        members of P(the phrase looks like the audited data), in [0, 1].
+        Columns: phrase, percentile, percentile_std, p_above_median (where the phrase's score
+        falls among held-out samples' scores, per member), loss_mean, loss_std, loss_q0..loss_q4
+        (raw scores); measured_loss, measured_low, measured_high, measured_error,
+        measured_percentile, n_retrieved and examples (what the held-out samples nearest to the
+        phrase measured, `insights.estimate`); and, when the audit trained a familiarity
+        diagnoser, familiarity_mean and familiarity_std: the mean and spread over the members of
+        P(the phrase looks like the audited data), in [0, 1].
         """
         from llm2loss.insights import estimate
 
         phrases = validate_phrases(phrases)
         emb = self.encoder.encode_text(phrases)
-        loss = estimate(self._diagnoser(LOSS_DIAGNOSER), emb, phrases)
-        table = loss.rename(columns={c: f"loss_{c}" for c in loss.columns if c != "phrase"})
+        loss = estimate(self._diagnoser(LOSS_DIAGNOSER), emb, phrases,
+                        reference=self.reference())
+        grounded = [c for c in loss.columns if c.startswith("measured_") or c in ("n_retrieved",
+                                                                                   "examples")]
+        table = loss.rename(columns={c: f"loss_{c}" for c in loss.columns
+                                     if c != "phrase" and c not in grounded})
+        pct = self._percentiles(emb)
+        if pct is not None:
+            table.insert(1, "percentile", pct.mean(axis=0))
+            table.insert(2, "percentile_std", pct.std(axis=0))
+            table.insert(3, "p_above_median", (pct > 50).mean(axis=0) + 0.5 * (pct == 50).mean(axis=0))
         familiarity = self.familiarity(emb)
         if familiarity is not None:
             table["familiarity_mean"] = familiarity.mean(axis=0)
@@ -123,23 +179,39 @@ class AuditQuery:
         return expit(np.asarray(logits, dtype=np.float64))
 
     def compare(self, a: str, b: str) -> dict[str, Any]:
-        """P(the model does worse on a than on b) over the ensemble, quartiles of the gap, a sentence.
+        """Is the model worse on a than on b? The report's verdict with its evidence.
 
-        Keys: phrase_a, phrase_b, p_a_worse, median_diff, q0..q4 (of the members' estimated
-        loss(a) - loss(b)), uncertain (bool) and sentence.
+        Keys: phrase_a, phrase_b, p_a_worse (ties 1/2), percentile_diff (median over members of
+        percentile(a) - percentile(b)), median_diff and q0..q4 (raw member differences),
+        measured_diff, measured_low, measured_high, n_a, n_b (measured loss gap between the
+        held-out samples that look more like a and those that look more like b), verdict ("a
+        worse" | "b worse" | "uncertain"), reason, uncertain (bool), sentence, examples_a/b.
         """
         from llm2loss.insights import compare_phrases
 
         a, b = validate_phrases([a, b])
         emb = self.encoder.encode_text([a, b])
-        raw = compare_phrases(self._diagnoser(LOSS_DIAGNOSER), emb[:1], emb[1:], [a], [b]).iloc[0]
+        raw = compare_phrases(self._diagnoser(LOSS_DIAGNOSER), emb[:1], emb[1:], [a], [b],
+                              reference=self.reference(),
+                              separation=[self._separation(a, b)]).iloc[0]
         p = float(raw["p_higher"])
-        row: dict[str, Any] = {"phrase_a": a, "phrase_b": b, "p_a_worse": p,
-                               "median_diff": float(raw["median_diff"])}
+        row: dict[str, Any] = {"phrase_a": a, "phrase_b": b, "p_a_worse": p}
+        pct = self._percentiles(emb)
+        row["percentile_diff"] = None if pct is None else float(np.median(pct[:, 0] - pct[:, 1]))
+        row["median_diff"] = float(raw["median_diff"])
         for q in ("q0", "q1", "q2", "q3", "q4"):
             row[q] = float(raw[q])
-        row["uncertain"] = is_uncertain(p)
-        row["sentence"] = comparison_sentence(a, b, p, (row["q1"], row["q2"], row["q3"]))
+        for key in ("measured_diff", "measured_low", "measured_high"):
+            row[key] = float(raw[key]) if key in raw else None
+        for key in ("n_a", "n_b"):
+            row[key] = int(raw[key]) if key in raw else None
+        row["verdict"] = str(raw.get("verdict", "uncertain"))
+        row["reason"] = raw.get("reason") if "verdict" in raw else (
+            "this audit kept no held-out samples to measure against; audit it again")
+        row["uncertain"] = row["verdict"] not in (A_WORSE, B_WORSE)
+        row["sentence"] = comparison_sentence(row)
+        row["examples_a"] = list(raw.get("examples_a", []))
+        row["examples_b"] = list(raw.get("examples_b", []))
         return row
 
     def default_vocabulary(self) -> tuple[list[str], list[str]]:
@@ -154,8 +226,9 @@ class AuditQuery:
         """The vocabulary phrases with the highest estimated loss, and the least familiar ones.
 
         Returns {"highest_loss": [rows], "least_familiar": [rows] or None}; rows have phrase,
-        mean, std, q0..q4 (estimated loss, or familiarity logits) and `familiarity`, the members'
-        mean P(familiar) of the phrase.
+        mean, std, q0..q4 (raw estimated loss scores, or familiarity logits), `percentile` and
+        `percentile_std` (the estimated loss among held-out samples, as in the report) and
+        `familiarity`, the members' mean P(familiar) of the phrase.
         """
         from llm2loss.insights import discover
 
@@ -166,22 +239,31 @@ class AuditQuery:
             familiarity=self.diagnosers.get(FAMILIARITY_DIAGNOSER),
         ).to_dict()
         probability = self.familiarity(emb)
-        if probability is not None:
-            by_phrase = dict(zip(phrases, probability.mean(axis=0).tolist()))
-            for rows in (found["highest_loss"], found["least_familiar"] or []):
-                for row in rows:
-                    row["familiarity"] = by_phrase[row["phrase"]]
+        pct = self._percentiles(emb)
+        for rows in (found["highest_loss"], found["least_familiar"] or []):
+            for row in rows:
+                i = phrases.index(row["phrase"])
+                if probability is not None:
+                    row["familiarity"] = float(probability[:, i].mean())
+                if pct is not None:
+                    row["percentile"] = float(pct[:, i].mean())
+                    row["percentile_std"] = float(pct[:, i].std())
         return found
 
 
-def comparison_sentence(a: str, b: str, p: float, quartiles: tuple[float, float, float]) -> str:
-    """One honest sentence about P(a worse than b): 'Uncertain' when the ensemble disagrees."""
-    q1, q2, q3 = quartiles
-    gap = f"estimated gap a - b: median {q2:+.3f}, quartiles [{q1:+.3f}, {q3:+.3f}]"
-    if is_uncertain(p):
-        return (f"Uncertain: the ensemble does not agree whether the model does worse on \"{a}\" "
-                f"than on \"{b}\" (P = {p:.2f}; {gap}).")
-    if p > 0.5:
-        return f"The model is estimated to do worse on \"{a}\" than on \"{b}\" (P = {p:.2f}; {gap})."
-    return (f"The model is estimated to do better on \"{a}\" than on \"{b}\" "
-            f"(P(worse) = {p:.2f}; {gap}).")
+def comparison_sentence(row: dict[str, Any]) -> str:
+    """One honest sentence about a comparison row: its verdict, or 'Uncertain' and why."""
+    a, b, p = row["phrase_a"], row["phrase_b"], row["p_a_worse"]
+    points = row.get("percentile_diff")
+    predicted = f"P(a worse) = {p:.2f}" + (
+        "" if points is None else f", {points:+.1f} percentile points a - b")
+    measured = ("" if row.get("measured_diff") is None else
+                f"; measured loss gap a - b {row['measured_diff']:+.3f}, 90% interval "
+                f"[{row['measured_low']:+.3f}, {row['measured_high']:+.3f}], "
+                f"{row['n_a']} vs {row['n_b']} held-out samples")
+    if row["verdict"] == A_WORSE:
+        return f"The model does worse on \"{a}\" than on \"{b}\" ({predicted}{measured})."
+    if row["verdict"] == B_WORSE:
+        return f"The model does worse on \"{b}\" than on \"{a}\" ({predicted}{measured})."
+    return (f"Uncertain whether the model does worse on \"{a}\" than on \"{b}\": "
+            f"{row['reason']} ({predicted}{measured}).")

@@ -1,10 +1,12 @@
 """Model releases: register one, read one, list them, find those not yet audited.
 
 A release is `releases/<model>/<version>/release.json` (a `ReleaseSpec`), with its weights, when
-given, uploaded beside it as `weights.<ext>` plus a `weights.json` sidecar (size, sha256). The
-weights go first and release.json last, so a release is visible only once complete. Versions are
+given, uploaded beside it as `weights.<ext>` plus a `weights.json` sidecar (size, sha256). A
+registration first creates `registration.json` (the release's content and its weights' sha256)
+only if absent, so of two concurrent registrations of one version exactly one goes on; then the
+weights go and release.json last, so a release is visible only once complete. Versions are
 immutable: registering an existing version with different content is refused unless
-`overwrite=True`.
+`overwrite=True`. Listing skips, with a warning, entries that are not valid releases.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from llm2loss import layout
 from llm2loss.config import ReleaseSpec
 from llm2loss.errors import ConfigError, NotFoundError, StoreError, WeightsError
 from llm2loss.store import ArtifactStore, PartInfo
+from llm2loss.store_checks import safe_name
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +49,12 @@ def register(
 ) -> str:
     """Write `release` (and `weights_file` beside it) to the store; return the release.json key.
 
-    Registering the same content again is a no-op; different content for an existing version
-    raises ConfigError unless `overwrite`.
+    Atomic against a concurrent registration of the same version: a registration record naming
+    the release's content and its weights' sha256 (`registration.json`) is created only if absent
+    (a hard link locally, a conditional put on S3), and only the caller that created it uploads
+    the weights and release.json. Registering the same content again is a no-op (it completes a
+    registration that stopped half-way); different content for an existing version raises
+    ConfigError unless `overwrite`.
     """
     key = layout.release_key(release.model, release.version)
     info: PartInfo | None = None
@@ -61,24 +68,48 @@ def register(
         wkey = layout.weights_key(release.model, release.version, weights_file.suffix.lower())
         info = _file_info(weights_file, wkey)
         release = release.model_copy(update={"weights": wkey})
-    if store.exists(key) and not overwrite:
-        existing = get(store, release.model, release.version)
-        same = _comparable(existing) == _comparable(release)
-        if same and info is not None:
-            same = _stored_weights_info(store, release) == info
-        if same:
+    record = {"release": _comparable(release), "weights": None if info is None else info.model_dump()}
+    record = json.loads(json.dumps(record, sort_keys=True))  # as it reads back from the store
+    record_key = layout.registration_key(release.model, release.version)
+    if overwrite:
+        store.write_json(record_key, record)
+    elif store.exists(key) and not store.exists(record_key):  # registered before records existed
+        if _same_as_stored(store, release, info):
             return key
-        raise ConfigError(
-            f"release {release.ref} already exists with different content and versions are "
-            "immutable: register it as a new version (e.g. bump the version) or pass "
-            "overwrite=True"
-        )
+        raise _immutable(release)
+    elif not store.create_json_if_absent(record_key, record):
+        if _read_record(store, record_key) != record:
+            raise _immutable(release)
+        if store.exists(key):
+            return key  # the same content is registered already
     if info is not None and weights_file is not None:
         store.upload(weights_file, info.key)
         store.write_json(layout.weights_info_key(release.model, release.version), info.model_dump())
     store.write_json(key, release.model_dump(mode="json"))
     log.info("registered %s at %s", release.ref, key)
     return key
+
+
+def _immutable(release: ReleaseSpec) -> ConfigError:
+    return ConfigError(
+        f"release {release.ref} already exists with different content (or another registration of "
+        "it won) and versions are immutable: register it as a new version (e.g. bump the version) "
+        "or pass overwrite=True"
+    )
+
+
+def _same_as_stored(store: ArtifactStore, release: ReleaseSpec, info: PartInfo | None) -> bool:
+    existing = get(store, release.model, release.version)
+    same = _comparable(existing) == _comparable(release)
+    return same and (info is None or _stored_weights_info(store, release) == info)
+
+
+def _read_record(store: ArtifactStore, key: str) -> Any:
+    """The registration record at `key` as parsed JSON, or None when it is unreadable."""
+    try:
+        return json.loads(store.read_bytes(key))
+    except (ValueError, UnicodeDecodeError, NotFoundError):
+        return None
 
 
 def _stored_weights_info(store: ArtifactStore, release: ReleaseSpec) -> PartInfo | None:
@@ -95,10 +126,17 @@ def _known(store: ArtifactStore) -> list[str]:
 
 
 def _release_names(store: ArtifactStore) -> list[tuple[str, str]]:
+    """(model, version) of every release.json under releases/ whose names are safe; an entry
+    with an unsafe name (`bad name`, `.trash`) is skipped with a warning naming it."""
     names = []
     for key in store.list(f"{layout.RELEASES_ROOT}/"):
         parts = key.split("/")
         if len(parts) == 4 and parts[3] == layout.RELEASE_FILE:
+            try:
+                layout.release_key(parts[1], parts[2])
+            except ConfigError as exc:
+                log.warning("skipping %s in %s: %s", key, store.describe(), exc)
+                continue
             names.append((parts[1], parts[2]))
     return names
 
@@ -151,7 +189,12 @@ def get(store: ArtifactStore, model: str, version: str) -> ReleaseSpec:
 
 def list_releases(store: ArtifactStore) -> list[ReleaseSpec]:
     """Every registered release, sorted by model then created_at."""
-    releases = [get(store, m, v) for m, v in _release_names(store)]
+    releases = []
+    for model, version in _release_names(store):
+        try:
+            releases.append(get(store, model, version))
+        except ConfigError as exc:  # one bad release.json must not hide all the others
+            log.warning("skipping %s@%s: %s", model, version, exc)
     return sorted(releases, key=lambda r: (r.model, r.created_at, r.version))
 
 
@@ -186,6 +229,7 @@ def fetch_weights(store: ArtifactStore, release: ReleaseSpec, cache_dir: Path) -
             raise WeightsError(f"weights URI {ref!r} has no object key; use s3://bucket/key")
         prefix, _, name = bucket_key.rpartition("/")
         source = ArtifactStore(f"s3://{prefix}", endpoint_url=store.endpoint_url)
+        name = safe_name(name, "weights file name")  # it becomes a local file name: never '..'
         return _download_weights(source, name, dest_dir / name, None, release)
     local = Path(ref).expanduser()
     try:

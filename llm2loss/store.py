@@ -422,22 +422,46 @@ class ArtifactStore:
         manifest["parts"] = parts
         return manifest
 
-    def iter_stage_tables(self, prefix: str, *, columns: list[str] | None = None) -> Iterator[pa.Table]:
-        """Each part a complete stage's manifest lists, verified, in order: one part in memory
-        at a time (for readers that copy the parts into a matrix of their own)."""
+    def iter_stage_parts(self, prefix: str, *, columns: list[str] | None = None
+                         ) -> Iterator[tuple[PartInfo, pa.Table]]:
+        """(PartInfo, table) of each part a complete stage's manifest lists, verified, in order.
+
+        Every part must have the first part's schema (and hold `columns`): a part written with
+        another one is a DataError naming it, not a raw Arrow error later."""
         manifest = self.read_stage_manifest(prefix)
         if manifest is None:
             raise NotFoundError(
                 f"no complete stage at {prefix!r} in {self.uri} (manifest absent or a part "
                 "missing); run the stage (again) to write it"
             )
+        schema: pa.Schema | None = None
         for part in manifest["parts"]:
             table = self.read_table(part.key, expect=part)
-            yield table.select(columns) if columns else table
+            missing = sorted(set(columns or []) - set(table.column_names))
+            if missing or (schema is not None and not table.schema.equals(schema)):
+                found = ", ".join(f"{f.name}: {f.type}" for f in table.schema)
+                raise DataError(
+                    f"part {part.key!r} of the stage {prefix} has the columns ({found}), not "
+                    f"those of the stage's first part{f' (missing {missing})' if missing else ''}: "
+                    "delete it and its sidecar and rerun the audit to recompute it"
+                )
+            schema = table.schema if schema is None else schema
+            yield part, table.select(columns) if columns else table
+
+    def iter_stage_tables(self, prefix: str, *, columns: list[str] | None = None) -> Iterator[pa.Table]:
+        """Each part a complete stage's manifest lists, verified, in order: one part in memory
+        at a time (for readers that copy the parts into a matrix of their own)."""
+        for _part, table in self.iter_stage_parts(prefix, columns=columns):
+            yield table
 
     def read_stage_table(self, prefix: str, *, columns: list[str] | None = None) -> pa.Table:
         """All parts a complete stage's manifest lists, each verified, concatenated in order."""
         return pa.concat_tables(list(self.iter_stage_tables(prefix, columns=columns)))
+
+    def retract_part(self, prefix: str, index: int) -> None:
+        """Take part `index` out of its stage: delete its sidecar, then the stage manifest, so
+        the next run recomputes that part (for a part that verifies but holds bad data)."""
+        self._backend.delete([sidecar_key(prefix, index), manifest_key(prefix)])
 
     # ---- locks
 

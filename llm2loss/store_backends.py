@@ -13,7 +13,6 @@ import contextlib
 import json
 import os
 import shutil
-import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -22,6 +21,7 @@ from typing import Any
 
 from llm2loss.errors import NotFoundError, StoreError
 from llm2loss.layout import check_key
+from llm2loss.store_checks import contained_path, lock_body
 
 TMP_MARK = ".llm2loss-tmp-"
 
@@ -33,7 +33,8 @@ class LocalBackend:
         self.root = Path(root)
 
     def path(self, key: str) -> Path:
-        return self.root.joinpath(*check_key(key).split("/"))
+        """The file of `key`; StoreError when a symlink inside the store leads outside it."""
+        return contained_path(self.root, check_key(key))
 
     def exists(self, key: str) -> bool:
         return self.path(key).is_file()
@@ -75,7 +76,9 @@ class LocalBackend:
     def write_bytes(self, key: str, data: bytes) -> None:
         dest = self.path(key)
         dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f"{dest.name}{TMP_MARK}", dir=dest.parent)
+        tmp = dest.with_name(f"{dest.name}{TMP_MARK}{uuid.uuid4().hex}")
+        # os.open with 0o666 (not mkstemp's 0o600): the file gets the umask's mode, like parts.
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
@@ -134,28 +137,27 @@ class LocalBackend:
     @staticmethod
     def _owner_of(path: Path) -> str | None:
         try:
-            return json.loads(path.read_bytes()).get("owner")
-        except (OSError, ValueError):
+            body = lock_body(path.read_bytes())
+        except OSError:
             return None
+        return None if body is None else body["owner"]
 
     @staticmethod
     def _break_if_stale(path: Path, owner: str) -> bool:
         """Remove an expired lock; True when one was removed. Atomic: only one rename wins."""
         try:
-            held = json.loads(path.read_bytes())
+            held = lock_body(path.read_bytes()) or {"owner": None, "expires_at": 0.0}
         except FileNotFoundError:
             return True
-        except ValueError:
-            held = {"expires_at": 0}
-        if held.get("owner") == owner or held.get("expires_at", 0) > time.time():
+        if held["owner"] == owner or held["expires_at"] > time.time():
             return False
         tomb = path.with_name(f"{path.name}{TMP_MARK}{uuid.uuid4().hex}")
         try:
             os.rename(path, tomb)
         except FileNotFoundError:
             return True
-        stolen = json.loads(tomb.read_bytes() or b"{}")
-        if stolen.get("expires_at", 0) > time.time():
+        stolen = lock_body(tomb.read_bytes()) or {"expires_at": 0.0}
+        if stolen["expires_at"] > time.time():
             # Between our read and our rename someone else took a fresh lock: give it back.
             with contextlib.suppress(FileExistsError):
                 os.link(tomb, path)
@@ -331,12 +333,13 @@ class S3Backend:
         try:
             with self._errors("read lock", key):
                 got = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
-                held, etag = json.loads(got["Body"].read() or b"{}"), got["ETag"]
+                data, etag = got["Body"].read(), got["ETag"]
         except NotFoundError:  # released between our put and our read: try once more
             return self.create_if_absent(key, body)
-        if held.get("owner") == owner:  # our own lock: extend its expiry
+        held = lock_body(data) or {"owner": None, "expires_at": 0.0}  # not a lock: expired
+        if held["owner"] == owner:  # our own lock: extend its expiry
             return self._conditional("put_object", key, Body=body, IfMatch=etag)
-        if held.get("expires_at", 0) > time.time():
+        if held["expires_at"] > time.time():
             return False
         # Expired: take it over only if nobody changed it since we read it.
         return self._conditional("put_object", key, Body=body, IfMatch=etag)
@@ -345,9 +348,9 @@ class S3Backend:
         try:
             with self._errors("read lock", key):
                 got = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
-                held, etag = json.loads(got["Body"].read() or b"{}"), got["ETag"]
+                held, etag = lock_body(got["Body"].read()), got["ETag"]
         except NotFoundError:
             return False
-        if held.get("owner") != owner:
+        if held is None or held["owner"] != owner:
             return False
         return self._conditional("delete_object", key, IfMatch=etag)

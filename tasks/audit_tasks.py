@@ -110,10 +110,11 @@ def seal_stage(store: StoreSettings, prefix: str, n_shards: int) -> dict[str, An
 @task(name="train-and-analyse", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=5,
       retry_condition_fn=retry_unless_bad_input)
 def train_and_analyse(
-    store: StoreSettings, release: ReleaseSpec, plan: AuditPlan, settings: AuditSettings
+    store: StoreSettings, release: ReleaseSpec, plan: AuditPlan, settings: AuditSettings,
+    cache_dir: str | None = None,
 ) -> dict[str, Any]:
     """Train the diagnosers, evaluate them on the held-out split, return the metrics."""
-    metrics = audit.train_and_analyse(store, release, plan, settings)
+    metrics = audit.train_and_analyse(store, release, plan, settings, cache_dir)
     get_run_logger().info("trained %d diagnosers for %s", len(metrics.get("validity", {})), release.ref)
     return metrics
 

@@ -8,6 +8,8 @@
 - `dask_cluster` (session): a distributed.LocalCluster, 2 worker processes, 1 thread each.
 - `cache_dir` (session): ~/.cache/llm2loss, where downloaded corpora are cached between runs.
 - `services`: the Prefect server, SeaweedFS and the Dask cluster together (the audit tests' need).
+- `chromium` (session): the path of headless Chromium; skips the test when it is missing, or
+  fails it when CI=true (CI must never be green without opening a page in a browser).
 - `spam_releases` (session): the example spam filters v1 and v2 trained once on the small slice
   of tests/faults/audit_harness.py, shared by the fault and security tests.
 
@@ -17,6 +19,7 @@ Nothing here reaches the network: HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE are set 
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,6 +30,8 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+# The test models are release entrypoints too; set before any Dask worker starts (they inherit it).
+os.environ.setdefault("LLM2LOSS_ALLOW_ENTRYPOINTS", "fault_models,inputs_fixture_models,no_such_package,no_such_module_xyz")
 
 TEST_ACCESS_KEY = "llm2loss-test-key"
 TEST_SECRET_KEY = "llm2loss-test-secret-0123456789"
@@ -146,3 +151,26 @@ def spam_releases(cache_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     from audit_harness import train_weights
 
     return train_weights(cache_dir, tmp_path_factory.mktemp("spam-weights"))
+
+
+def in_ci() -> bool:
+    """True when the CI variable says so (CI=true or CI=1, as CI services set it)."""
+    return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
+
+
+def find_chromium() -> str | None:
+    """The headless Chromium on PATH (Debian's `chromium` or Ubuntu's `chromium-browser`)."""
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """Headless Chromium for the report and browser tests: skipped without it, failed in CI."""
+    path = find_chromium()
+    if path is None:
+        message = ("headless Chromium is not installed (Debian: apt-get install chromium, or "
+                   "`make system-deps`)")
+        if in_ci():
+            pytest.fail(f"{message}; CI=true, so the browser tests fail instead of skipping")
+        pytest.skip(message)
+    return path

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.integration
 
 
 def test_demo_end_to_end_then_rerun_reuses_everything(prefect_server, dask_cluster, cache_dir, tmp_path: Path):
-    from llm2loss.demo import run_demo
+    from app.demo import run_demo
 
     cfg = Settings(
         store=StoreSettings(uri=str(tmp_path / "store")),
@@ -39,6 +39,9 @@ def test_demo_end_to_end_then_rerun_reuses_everything(prefect_server, dask_clust
         report = tmp_path / "store" / manifests[version]["report"]
         assert report.is_file() and str(report) in text.replace("\n", "")
     assert "make ui" in text
+    assert "3. Headline findings of spam-filter@v1" in text and "4. Headline findings of spam-filter@v2" in text
+    assert "5. Regression report" in text and "\n  1. " in text  # sections and findings numbered once each
+    assert "  embed " in text and "shards" in text and "  train and analyse" in text  # stage lines and bars
 
     again = io.StringIO()
     second = run_demo(cfg, limit=200, console=Console(file=again, width=200))
@@ -60,10 +63,15 @@ def test_demo_without_a_prefect_server_starts_one_temporary_server_for_all_proce
     env.update(PREFECT_HOME=str(tmp_path / "prefect"), LLM2LOSS_CACHE_DIR=str(cache_dir),
                PREFECT_SERVER_ANALYTICS_ENABLED="false", HF_HUB_OFFLINE="1")
     proc = subprocess.run(
-        [sys.executable, "-m", "llm2loss.cli", "demo", "--limit", "40", "--store", str(tmp_path / "store")],
+        [sys.executable, "-m", "app.cli", "demo", "--limit", "40", "--store", str(tmp_path / "store")],
         env=env, capture_output=True, text=True, timeout=600, cwd=Path(__file__).resolve().parents[1])
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, output[-3000:]
-    assert output.count("Starting temporary server") == 1, output[-3000:]
-    assert output.count("Scheduler at:") == 1, output[-3000:]  # one LocalCluster for both audits
+    # The console has stage lines and findings only; Prefect's and Dask's lines are in the log file.
+    assert " | INFO " not in output and "distributed." not in output and "Loading weights" not in output, output[-3000:]
+    import re
+
+    log = Path(re.search(r"Prefect and Dask logs: (\S+)\)", output).group(1)).read_text(encoding="utf-8")
+    assert log.count("Starting temporary server") == 1, log[-3000:]
+    assert log.count("Scheduler at:") == 1, log[-3000:]  # one LocalCluster for both audits
     assert "Headline findings of spam-filter@v2" in output

@@ -7,6 +7,11 @@ any other name goes through the HuggingFace hub client as usual (its local cache
 download when online). With HF_HUB_OFFLINE=1 (set it on machines without internet, or the hub
 client retries for about 45 s) a model missing from the cache fails at once; every failure is one
 WeightsError line naming the model and the fix.
+
+Speed: a folder holding a BERT + mean pooling + normalize model (the packaged MiniLM is one) runs
+through `llm2loss.encoders.bert_light` in plain torch, without importing sentence-transformers or
+transformers (seconds of imports saved per process; the same vectors). Any other model loads
+through sentence-transformers, with its progress bars off.
 """
 
 from __future__ import annotations
@@ -68,37 +73,76 @@ def resolve_model(target: str) -> tuple[str, str]:
     return target, f"hub:{target}"
 
 
+def quiet_hub_progress() -> None:
+    """No third-party progress bars ("Loading weights 0/103", downloads) on the user's console."""
+    import os
+
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+    try:
+        from huggingface_hub.utils import disable_progress_bars
+
+        disable_progress_bars()
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()
+    except ImportError:  # older versions without these switches: nothing to turn off
+        pass
+
+
+def _load_sentence_transformer(target: str, location: str, device: str) -> Any:
+    """A SentenceTransformer, or one WeightsError line naming the model and the fix."""
+    quiet_hub_progress()
+    from sentence_transformers import SentenceTransformer
+
+    try:
+        return SentenceTransformer(location, device=device)
+    except Exception as exc:
+        raise WeightsError(
+            f"could not load sentence-transformers model {target!r} "
+            f"({_why_not_loaded(location, exc)}): give the path of a local model folder (e.g. "
+            f"one saved with model.save(path)) or use '{PACKAGED_MINILM}'"
+        ) from None
+
+
 class SentenceEncoder:
     """A sentence-transformers model; inputs are texts too (text modality)."""
 
     modality = "text"
 
     def __init__(self, spec: EncoderSpec, *, device: str, batch_size: int = 64) -> None:
-        from sentence_transformers import SentenceTransformer
+        from llm2loss.encoders.bert_light import load_light_bert
 
         location, identity = resolve_model(spec.target)
-        try:
-            self.model = SentenceTransformer(location, device=device)
-        except Exception as exc:
-            raise WeightsError(
-                f"could not load sentence-transformers model {spec.target!r} "
-                f"({_why_not_loaded(location, exc)}): give the path of a local model folder (e.g. "
-                f"one saved with model.save(path)) or use '{PACKAGED_MINILM}'"
-            ) from None
-        if spec.flag("fp16") and device.startswith("cuda"):
-            self.model.half()
-        self.model.eval()
         self.name = f"sentence-transformers:{spec.target}"
-        get_dim = getattr(self.model, "get_embedding_dimension", None) or (
-            self.model.get_sentence_embedding_dimension
-        )
-        self.dim = int(get_dim())
         self.batch_size = batch_size
-        import sentence_transformers
-
+        try:
+            self.light = load_light_bert(location, device=device) if Path(location).is_dir() else None
+        except Exception as exc:  # a folder that looks right but whose files do not load
+            raise WeightsError(
+                f"could not load sentence-transformers model {spec.target!r} ({_why_not_loaded(location, exc)}): "
+                f"give the path of a local model folder (e.g. one saved with model.save(path)) or use "
+                f"'{PACKAGED_MINILM}'"
+            ) from None
+        if self.light is not None:
+            self.model = None
+            if spec.flag("fp16") and device.startswith("cuda"):
+                self.light.half()
+            self.dim, max_seq_length = self.light.dim, self.light.max_seq_length
+        else:
+            self.model = _load_sentence_transformer(spec.target, location, device)
+            if spec.flag("fp16") and device.startswith("cuda"):
+                self.model.half()
+            self.model.eval()
+            get_dim = getattr(self.model, "get_embedding_dimension", None) or (
+                self.model.get_sentence_embedding_dimension
+            )
+            self.dim, max_seq_length = int(get_dim()), self.model.max_seq_length
+        # The version from package metadata: the same string as sentence_transformers.__version__,
+        # without importing it, so light and full loads of one model share one fingerprint.
         self.fingerprint = short_hash(
-            "sentence-transformers", sentence_transformers.__version__, identity,
-            f"max_seq_length={self.model.max_seq_length}", f"fp16={spec.flag('fp16')}",
+            "sentence-transformers", importlib.metadata.version("sentence-transformers"), identity,
+            f"max_seq_length={max_seq_length}", f"fp16={spec.flag('fp16')}",
         )
 
     def encode_text(self, texts: list[str]) -> np.ndarray:
@@ -106,6 +150,8 @@ class SentenceEncoder:
         check_texts(texts)
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
+        if self.light is not None:
+            return self.light.encode(list(texts), batch_size=self.batch_size)
         out = self.model.encode(
             list(texts), batch_size=self.batch_size, convert_to_numpy=True,
             normalize_embeddings=True, show_progress_bar=False,

@@ -32,8 +32,8 @@ from typing import Any
 from llm2loss.errors import DataError
 from llm2loss.report import tables
 from llm2loss.report.findings import headline_findings, is_uncertain, regression_findings
-from llm2loss.report.render import (build_sections, markdown_section, md_escape, render_html,
-                                    render_markdown)
+# The renderer (matplotlib: ~1 s to import) is imported where it renders, so reading findings
+# (the CLI, queries) stays fast.
 
 __all__ = [
     "headline_findings",
@@ -53,6 +53,8 @@ def _check_metrics(metrics: Any) -> None:
 def render_report(metrics: dict[str, Any], out_dir: Path, *,
                   regression: dict[str, Any] | None = None) -> list[Path]:
     """Write index.html, report.md, metrics.json and the figure PNGs into `out_dir`; return paths."""
+    from llm2loss.report.render import build_sections, render_html, render_markdown
+
     _check_metrics(metrics)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -77,18 +79,21 @@ def prefect_artifact_payloads(metrics: dict[str, Any], report_uri: str,
                               regression: dict[str, Any] | None = None) -> dict[str, Any]:
     """What the pipeline publishes as Prefect artifacts for one audit.
 
-    Returns {"markdown": summary + findings, "tables": {name: list of row dicts}, "link":
+    Returns {"markdown": verdict + findings + audit facts, "tables": {name: list of row dicts}, "link":
     report_uri, "regression_markdown": str or None}. Table names are artifact-key safe
     (lowercase letters and dashes).
     """
+    from llm2loss.report.render import build_sections, markdown_section, md_escape
+
     _check_metrics(metrics)
     sections = {s.key: s for s in build_sections(metrics, regression, with_figures=False)}
     markdown = "\n".join(markdown_section(sections[key], with_figures=False)
-                         for key in ("summary", "findings"))
+                         for key in ("overview", "findings", "summary"))
     markdown += f"\n[Full report]({md_escape(report_uri)})\n"
     table_list = [tables.validity_table(metrics), tables.familiarity_table(metrics),
                   tables.failures_table(metrics), tables.comparisons_table(metrics),
-                  tables.attributes_table(metrics), tables.agreement_table(metrics)]
+                  tables.attributes_table(metrics), tables.attributes_predicted_table(metrics),
+                  tables.agreement_table(metrics)]
     payload: dict[str, Any] = {
         "markdown": markdown,
         "tables": {t.key: t.records() for t in table_list},

@@ -74,7 +74,7 @@ def summary_table(metrics: dict[str, Any]) -> Table:
         ["Modality gap handling", data.get("gap")],
         ["Stage times", stage_text], ["Audited at", s.get("created_at")],
     ]
-    return Table("summary", "Audit facts", ["Field", "Value"], rows)
+    return Table("summary", "Release, data, encoder and stage times", ["Field", "Value"], rows)
 
 
 def validity_table(metrics: dict[str, Any]) -> Table:
@@ -92,7 +92,7 @@ def validity_table(metrics: dict[str, Any]) -> Table:
             rows.append([row["diagnoser"], agg.replace("_", " "),
                          *[c for k in ("pearson", "spearman", "kendall")
                            for c in (e[k]["r"], e[k]["p"])]])
-    return Table("validity", "Per-sample validity (Table 2)", headers, rows,
+    return Table("validity", "Predicted against true loss of held-out samples", headers, rows,
                  "Correlation between each diagnoser's predicted loss and the true loss of "
                  "held-out samples; p-values test the null of no correlation.")
 
@@ -102,7 +102,7 @@ def familiarity_table(metrics: dict[str, Any]) -> Table:
     fam = metrics.get("familiarity", {}) or {}
     rows: list[list[Cell]] = [[r["diagnoser"], r["out_of_domain"], r["n_in"], r["n_out"], r["auroc"]]
                               for r in fam.get("auroc", [])]
-    return Table("familiarity", "Familiarity AUROC (Table 1)",
+    return Table("familiarity", "In-domain against out-of-domain phrases (AUROC)",
                  ["Diagnoser", "Out-of-domain vocabulary", "In-domain phrases",
                   "Out-of-domain phrases", "AUROC"], rows,
                  fam.get("auroc_reason") or "1.0: every in-domain phrase is more familiar than "
@@ -115,7 +115,7 @@ def probes_table(metrics: dict[str, Any]) -> Table:
     rows: list[list[Cell]] = [[r["phrase"], r["domain"], r["source"], pm(r["logit"], r["logit_std"]),
                                pm(r["probability"], r["probability_std"])]
                               for r in fam.get("probes", [])]
-    return Table("probes", "Familiarity of probe phrases (Figure 2)",
+    return Table("probes", "Familiarity of probe phrases",
                  ["Phrase", "Domain", "Source", "Logit (before sigmoid)",
                   "Probability (after sigmoid)"], rows)
 
@@ -139,39 +139,87 @@ def least_familiar_table(metrics: dict[str, Any]) -> Table:
                  ["Phrase", "Source", "Familiarity (± std)", "Loss percentile"], rows)
 
 
+def _interval(low: Any, high: Any) -> str:
+    return "n/a" if low is None or high is None else f"[{fmt(low)}, {fmt(high)}]"
+
+
 def comparisons_table(metrics: dict[str, Any]) -> Table:
-    """Figure 3's numbers: P(a worse than b) and quartiles of the member differences."""
+    """Figure 3's numbers: P(a worse than b), quartiles of the member differences, and the gap
+    measured on the held-out samples each phrase describes, with the pair's verdict."""
     rows: list[list[Cell]] = []
     for r in metrics.get("comparisons", {}).get("rows", []):
-        rows.append([r["a"], r["b"], r["source"], r["p_a_worse"], *r["quartiles"],
-                     r["percentile_quartiles"][2]])
-    return Table("comparisons", "Phrase comparisons (Figure 3)",
-                 ["Phrase a", "Phrase b", "Source", "P(a worse than b)", "Min diff", "Q1 diff",
-                  "Median diff", "Q3 diff", "Max diff", "Median percentile diff"], rows,
+        rows.append([r["a"], r["b"], r["source"], r.get("verdict"), r["p_a_worse"],
+                     *r["quartiles"], r["percentile_quartiles"][2], r.get("measured_diff"),
+                     _interval(r.get("measured_low"), r.get("measured_high")),
+                     f"{fmt(r.get('n_a'))} vs {fmt(r.get('n_b'))}", r.get("reason")])
+    return Table("comparisons", "Predicted and measured gap per phrase pair",
+                 ["Phrase a", "Phrase b", "Source", "Verdict", "P(a worse than b)", "Min diff",
+                  "Q1 diff", "Median diff", "Q3 diff", "Max diff", "Median percentile diff",
+                  "Measured loss gap a - b", "Measured 90% interval", "Samples a vs b",
+                  "Why uncertain"], rows,
                  "Differences are member score of a minus score of b; positive means a is "
-                 "estimated to have the higher loss.")
+                 "estimated to have the higher loss. The measured gap is the mean loss of the "
+                 "held-out samples that look more like a minus those that look more like b.")
 
 
 def attributes_table(metrics: dict[str, Any]) -> Table:
-    """Tables 3-5: measured disparity per attribute beside the disparity predicted from phrases."""
+    """Tables 3 and 5: measured disparity per attribute, its interval, the encoder's 0-shot AUROC
+    for the attribute's phrases, and the phrase verdict."""
+    att = metrics.get("attributes", {}) or {}
+    rows: list[list[Cell]] = []
+    for r in att.get("rows", []):
+        err = r["measured"].get("error") or {}
+        interval = r.get("measured_interval") or [None, None]
+        rows.append([r["attribute"], r["n_attr"], r["n_not"], r["measured"]["loss"]["signed"],
+                     _interval(*interval), r["measured"]["loss"]["absolute"], err.get("signed"),
+                     err.get("absolute"), r.get("significant"), r.get("zero_shot_auroc"),
+                     r.get("verdict"), r.get("reason")])
+    return Table("attributes", "Measured disparity per attribute",
+                 ["Attribute", "n attr", "n not", "Measured loss (signed)",
+                  "Measured loss 90% interval", "Measured loss (abs)", "Measured error (signed)",
+                  "Measured error (abs)", "Significant", "0-shot AUROC", "Verdict",
+                  "Why uncertain"], rows,
+                 "Signed = metric(attr) - metric(not attr) on held-out data. 0-shot AUROC: how well "
+                 "the encoder tells the attribute's samples apart from its two phrases (0.5 = not "
+                 "at all).")
+
+
+def attributes_predicted_table(metrics: dict[str, Any]) -> Table:
+    """Table 3's predicted side: per diagnoser, the disparity predicted from the phrases."""
     att = metrics.get("attributes", {}) or {}
     rows_in = att.get("rows", [])
     names = sorted({n for r in rows_in for n in r["predicted"]})
-    headers = ["Attribute", "n attr", "n not", "Measured loss (signed)", "Measured loss (abs)",
-               "Measured error (signed)", "Measured error (abs)"]
-    headers += [f"Predicted {n} ({kind})" for n in names for kind in ("signed", "abs")]
-    headers += [f"P(attr worse) {n}" for n in names]
+    headers = ["Attribute"]
+    headers += [h for n in names for h in (f"Predicted {n} (signed)", f"Predicted {n} (abs)",
+                                           f"P(attr worse) {n}")]
     rows: list[list[Cell]] = []
     for r in rows_in:
-        err = r["measured"].get("error") or {}
-        row: list[Cell] = [r["attribute"], r["n_attr"], r["n_not"], r["measured"]["loss"]["signed"],
-                           r["measured"]["loss"]["absolute"], err.get("signed"), err.get("absolute")]
-        row += [r["predicted"][n][k] for n in names for k in ("signed", "absolute")]
-        row += [r["predicted"][n]["p_attr_worse"] for n in names]
+        row: list[Cell] = [r["attribute"]]
+        row += [r["predicted"][n][k] for n in names
+                for k in ("signed", "absolute", "p_attr_worse")]
         rows.append(row)
-    return Table("attributes", "Attribute disparities (Tables 3-5)", headers, rows,
-                 "Signed = metric(attr) - metric(not attr) on held-out data; predicted = score of "
-                 "the 'attr' phrase minus score of the 'not attr' phrase.")
+    return Table("attributes-predicted", "Disparity predicted from the phrases, per diagnoser",
+                 headers, rows, "Predicted = score of the 'attr' phrase minus score of the "
+                 "'not attr' phrase; P = share of members that score the attribute higher.")
+
+
+def attribute_notes(metrics: dict[str, Any]) -> list[str]:
+    """The audit's track record on labelled attributes and Table 4 (validity of 0-shot AUROC)."""
+    att = metrics.get("attributes", {}) or {}
+    notes = []
+    record = att.get("track_record")
+    if record:
+        notes.append(f"Track record: of {fmt(record.get('attributes'))} attributes, "
+                     f"{fmt(record.get('significant'))} have a significant measured disparity; "
+                     f"{fmt(record.get('stated'))} phrase verdicts were stated on them and "
+                     f"{fmt(record.get('right'))} were right.")
+    validity = att.get("validity") or {}
+    kendall = validity.get("kendall") or {}
+    if validity:
+        notes.append(f"Table 4 of the paper: Kendall correlation of the 0-shot AUROC with the "
+                     f"absolute measured disparity over {fmt(validity.get('n'))} attributes: "
+                     f"{fmt(kendall.get('r'))} (p = {fmt(kendall.get('p'))}).")
+    return notes
 
 
 def agreement_table(metrics: dict[str, Any]) -> Table:

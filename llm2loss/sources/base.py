@@ -172,6 +172,20 @@ class RecordSource:
             [pd.DataFrame({"id": self._ids}), self._attributes], axis=1
         )
 
+    def inputs_of(self, ids: list[str]) -> dict[str, Any]:
+        """The loaded inputs of the given ids; ids unknown or unreadable are left out."""
+        row_of = {sample_id: row for row, sample_id in enumerate(self._ids)}
+        out: dict[str, Any] = {}
+        for sample_id in ids:
+            row = row_of.get(sample_id)
+            if row is None:
+                continue
+            try:
+                out[sample_id] = self._load_input(int(self._positions[row]))
+            except SampleError:
+                continue
+        return out
+
     def n_shards(self, shard_size: int) -> int:
         """How many shards of `shard_size` samples cover the source."""
         _check_shard_size(shard_size)

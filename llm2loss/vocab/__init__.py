@@ -23,11 +23,13 @@ from importlib import resources
 from pathlib import Path
 
 from llm2loss.errors import ConfigError, DataError
+from llm2loss.phrases import normalise_phrase
 
 __all__ = [
     "OUT_OF_DOMAIN",
     "available_attribute_pairs",
     "available_vocabularies",
+    "check_vocabularies",
     "default_vocabularies",
     "is_out_of_domain",
     "load_attribute_pairs",
@@ -74,11 +76,13 @@ def default_vocabularies(modality: str) -> list[str]:
     return list(_DEFAULTS[modality])
 
 
-def _read_lines(name_or_path: str | Path, builtins: list[str]) -> tuple[str, list[str]]:
-    """The source label and the non-comment, non-blank stripped lines of a phrase file."""
+def _read_lines(name_or_path: str | Path, builtins: list[str]) -> tuple[str, list[tuple[int, str]]]:
+    """The source label and the (line number, normalised text) of each non-comment, non-blank
+    line of a phrase file. Each line goes through `llm2loss.phrases.normalise_phrase` here, once,
+    before any model loads: a bad line is a DataError naming the file and the line."""
     text_name = str(name_or_path)
     if isinstance(name_or_path, str) and text_name in builtins:
-        raw = resources.files(__name__).joinpath(f"{text_name}.txt").read_text(encoding="utf-8")
+        data = resources.files(__name__).joinpath(f"{text_name}.txt").read_bytes()
         source = f"built-in vocabulary {text_name!r}"
     else:
         path = Path(name_or_path).expanduser()
@@ -87,15 +91,23 @@ def _read_lines(name_or_path: str | Path, builtins: list[str]) -> tuple[str, lis
                 f"vocabulary {text_name!r} is neither a built-in name nor an existing file; use one "
                 f"of {builtins} or the path of a text file with one phrase per line"
             )
-        try:
-            raw = path.read_text(encoding="utf-8")
-        except UnicodeDecodeError as exc:
-            raise DataError(
-                f"vocabulary file {str(path)!r} is not UTF-8 text ({exc.reason}); save it as UTF-8"
-            ) from exc
+        data = path.read_bytes()
         source = f"vocabulary file {str(path)!r}"
-    lines = [line.strip() for line in raw.splitlines()]
-    return source, [line for line in lines if line and not line.startswith("#")]
+    try:
+        raw = data.decode("utf-8-sig")  # a leading byte order mark is not part of line 1
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{source} is not UTF-8 text ({exc.reason} at byte {exc.start}); save it "
+                        "as UTF-8") from None
+    lines = []
+    for number, line in enumerate(raw.splitlines(), start=1):
+        stripped = line.strip().lstrip("\ufeff")
+        if not stripped or stripped.startswith("#"):
+            continue
+        try:
+            lines.append((number, normalise_phrase(stripped, f"{source}, line {number}")))
+        except ConfigError as exc:
+            raise DataError(str(exc)) from None
+    return source, lines
 
 
 def load_vocabulary(name_or_path: str | Path) -> list[str]:
@@ -105,7 +117,7 @@ def load_vocabulary(name_or_path: str | Path) -> list[str]:
     Raises ConfigError for an unknown name / missing file and DataError for a file with no phrases.
     """
     source, lines = _read_lines(name_or_path, available_vocabularies())
-    phrases = list(dict.fromkeys(lines))
+    phrases = list(dict.fromkeys(line for _, line in lines))
     if not phrases:
         raise DataError(f"{source} holds no phrases; write one phrase per line (# starts a comment)")
     return phrases
@@ -119,11 +131,11 @@ def load_attribute_pairs(name_or_path: str | Path) -> dict[str, tuple[str, str]]
     """
     source, lines = _read_lines(name_or_path, available_attribute_pairs())
     pairs: dict[str, tuple[str, str]] = {}
-    for number, line in enumerate(lines, start=1):
+    for number, line in lines:
         fields = [field.strip() for field in line.split("|")]
         if len(fields) != 3 or not all(fields):
             raise DataError(
-                f"{source}, phrase line {number} {line!r} is not 'attribute | phrase for attr | "
+                f"{source}, line {number} {line!r} is not 'attribute | phrase for attr | "
                 "phrase for not attr'; write three non-empty fields separated by '|'"
             )
         pairs[fields[0]] = (fields[1], fields[2])
@@ -145,3 +157,10 @@ def vocabularies_for(modality: str, names: list[str] | None = None) -> dict[str,
     """
     chosen = list(names) if names else default_vocabularies(modality)
     return {name: load_vocabulary(name.removeprefix(OOD_PREFIX)) for name in chosen}
+
+
+def check_vocabularies(names: list[str]) -> None:
+    """Load each named vocabulary once, so a missing file or a bad line fails at the start of an
+    audit (before any model loads) instead of after its losses are computed."""
+    for name in names:
+        load_vocabulary(name.removeprefix(OOD_PREFIX))

@@ -9,7 +9,7 @@ import pytest
 from cli_helpers import LIMIT
 from typer.testing import CliRunner, Result
 
-from llm2loss.cli import app
+from app.cli import app
 from llm2loss.config import DatasetSpec, ReleaseSpec
 
 

@@ -10,7 +10,11 @@ audits, and the Prefect API is read back for the artifacts and events the audits
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
+import subprocess
+import sys
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -22,7 +26,7 @@ from cli_helpers import assert_one_line_error, write_release_file
 from typer.testing import CliRunner
 
 from llm2loss import audit as stages
-from llm2loss.cli import app
+from app.cli import app
 from llm2loss.config import StoreSettings
 from llm2loss.report import prefect_artifact_payloads
 from llm2loss.store import ArtifactStore
@@ -79,6 +83,13 @@ def test_register_then_audit_and_demo_through_the_cli(audited):
     assert f"audit of {MODEL}@v1 completed" in audit_v1.stdout
     assert _manifest(audited, "v1")["report"] in audit_v1.stdout
     assert "shard" in audit_v1.stderr  # the progress bar
+    for stage in ("plan", "embed", "losses", "train and analyse", "regression", "report"):
+        assert f"  {stage}" in audit_v1.stderr, audit_v1.stderr
+    console = audit_v1.stdout + audit_v1.stderr
+    assert " | INFO " not in console and "distributed." not in console and "Task run" not in console
+    assert "  1. " in audit_v1.stdout and "Headline findings of spam-filter@v1" in audit_v1.stdout
+    log_file = Path(re.search(r"\(log: (\S+)\)", audit_v1.stderr).group(1))
+    assert "Beginning flow run" in log_file.read_text(encoding="utf-8")  # the log lines went here
     demo = audited["demo"]
     assert demo.exit_code == 0, (demo.stdout, demo.stderr)
     assert "already registered" in demo.stdout and "Regression report" in demo.stdout
@@ -89,6 +100,62 @@ def test_audit_json_of_a_finished_audit_is_its_manifest(audited):
     result = run("audit", f"{MODEL}@v1", "--store", audited["store"], "--json", env=audited["env"])
     assert result.exit_code == 0, result.stderr
     assert json.loads(result.stdout) == _manifest(audited, "v1")
+    again = run("audit", f"{MODEL}@v1", "--store", audited["store"], env=audited["env"])
+    assert again.exit_code == 0 and again.stderr == ""
+    assert "already completed" in again.stdout and "  1. " in again.stdout
+
+
+def test_audit_of_a_finished_release_starts_nothing(audited):
+    """Not even Prefect is imported: the manifest is read and the findings printed."""
+    code = ("import sys; from app.cli import app; "
+            f"app(['audit', '{MODEL}@v2', '--store', {audited['store']!r}], standalone_mode=False); "
+            "print('imported:', sorted(m for m in ('prefect', 'dask', 'distributed', 'torch', 'flows.audit') "
+            "if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env={k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"})
+    assert proc.returncode == 0, proc.stderr
+    assert "already completed" in proc.stdout and "imported: []" in proc.stdout, proc.stdout[-500:]
+    assert proc.stderr == "", proc.stderr
+
+
+def test_gate_on_real_audits(audited):
+    first = run("gate", f"{MODEL}@v1", "--store", audited["store"])
+    assert first.exit_code == 0 and first.stdout.startswith(f"PASS {MODEL}@v1")
+    regression = ArtifactStore(audited["store"]).read_json(f"audits/{MODEL}/v2/report/regression.json")
+    rates = regression["overall"]["test_error_rate"]
+    rise = rates["current"] - rates["previous"]
+    result = json.loads(run("gate", f"{MODEL}@v2", "--store", audited["store"], "--json").stdout)
+    expected = list(regression["reasons"]) if regression["significant_regression"] else []
+    rose = rise > 0.02
+    assert result["reasons"][int(rose):] == expected  # the error-rate line first, when there is one
+    assert (len(result["reasons"]) > len(expected)) == rose
+    lines = run("gate", f"{MODEL}@v2", "--store", audited["store"], "--max-error-rise", "1")
+    assert lines.exit_code == (1 if expected else 0)
+    assert len(lines.stdout.strip().splitlines()) == max(len(expected), 1)
+
+
+def test_a_failing_audit_is_one_line_without_prefect_logs(audited, tmp_path):
+    """The flow really runs and fails (the entrypoint does not import): one error line, no log."""
+    from llm2loss.config import ReleaseSpec
+
+    store = str(tmp_path / "store")  # a copy: the shared store keeps exactly v1 and v2
+    shutil.copytree(audited["store"], store)
+    data = json.loads(ArtifactStore(store).read_bytes(f"releases/{MODEL}/v1/release.json"))
+    data.update(version="broken", entrypoint="no_such_module_xyz:model")
+    for key in ("weights", "created_at"):
+        data.pop(key, None)
+    release = ReleaseSpec.model_validate(data)
+    path = write_release_file(release, tmp_path)
+    assert run("register", path, "--store", store, "--no-event").exit_code == 0
+    env = audited["env"]  # tests/conftest.py allows no_such_module_xyz, so the import is tried
+    result = run("audit", f"{MODEL}@broken", "--store", store, env=env)
+    lines = result.stderr.strip().splitlines()
+    assert result.exit_code == 1 and lines[-1].startswith("error: ") and "no_such_module_xyz" in lines[-1]
+    assert "fix the module path" in lines[-1] and sum(line.startswith("error") for line in lines) == 1
+    assert lines[0].startswith(f"auditing {MODEL}@broken") and all(line.startswith("  ") for line in lines[1:-1])
+    assert " | INFO " not in result.stdout + result.stderr and "Traceback" not in result.stdout
+    as_json = run("audit", f"{MODEL}@broken", "--store", store, "--json", env=env)
+    assert as_json.exit_code == 1 and json.loads(as_json.stdout)["type"] == "ConfigError"
 
 
 def test_releases_and_audits(audited):
@@ -119,9 +186,13 @@ def test_query_json_and_table(audited):
     assert rows[0]["familiarity_mean"] > sunset["familiarity_mean"]
     table = run("query", f"{MODEL}@v2", *phrases, "--store", audited["store"])
     assert table.exit_code == 0
-    assert "loss_mean" in table.stdout and "familiarity_mean" in table.stdout
+    assert "familiarity" in table.stdout and "familiarity_mean" not in table.stdout  # named columns
     assert "[bold]" in table.stdout  # user text is printed as typed, not read as rich markup
-    assert f"{rows[0]['loss_mean']:.3f}" in table.stdout
+    if "percentile" in rows[0]:  # the report's units; raw scores only in --json
+        assert "percentile" in table.stdout and "loss_mean" not in table.stdout
+        assert f"{rows[0]['percentile']:.0f}" in table.stdout
+    else:  # an AuditQuery without percentiles: the raw score, named as such
+        assert "rank score" in table.stdout and f"{rows[0]['loss_mean']:.3f}" in table.stdout
 
 
 def test_query_errors_against_a_finished_audit(audited):
@@ -137,16 +208,23 @@ def test_compare_prints_p_quartiles_and_an_honest_sentence(audited):
     row = json.loads(result.stdout)
     p = row["p_a_worse"]
     assert 0.0 <= p <= 1.0 and row["q1"] <= row["q2"] <= row["q3"]
-    assert row["uncertain"] == (0.2 <= p <= 0.8)
+    assert row["verdict"] in ("a worse", "b worse", "uncertain")
+    assert row["uncertain"] == (row["verdict"] == "uncertain")
     if row["uncertain"]:
-        assert row["sentence"].startswith("Uncertain")
-    else:
-        assert ("worse" if p > 0.5 else "better") in row["sentence"].split("(")[0]
-    assert f"P = {p:.2f}" in row["sentence"] or f"P(worse) = {p:.2f}" in row["sentence"]
+        assert row["sentence"].startswith("Uncertain") and row["reason"]
+    else:  # stated: members agree and the measured gap of the retrieved samples backs it
+        worse = a if row["verdict"] == "a worse" else b
+        assert row["sentence"].startswith(f'The model does worse on "{worse}"')
+        assert (row["measured_low"] > 0) == (row["verdict"] == "a worse")
+    assert f"P(a worse) = {p:.2f}" in row["sentence"]
+    assert row["n_a"] > 0 and row["n_b"] > 0 and len(row["examples_a"]) <= 5
     swapped = json.loads(run("compare", f"{MODEL}@v2", b, a, "--store", audited["store"], "--json").stdout)
     assert swapped["q2"] == pytest.approx(-row["q2"], abs=1e-5)
     table = run("compare", f"{MODEL}@v2", a, b, "--store", audited["store"])
-    assert table.exit_code == 0 and row["sentence"] in table.stdout and "p_a_worse" in table.stdout
+    assert table.exit_code == 0 and row["sentence"] in table.stdout and "P(A worse)" in table.stdout
+    assert "p_a_worse" not in table.stdout
+    if "verdict" in row:
+        assert row["verdict"] in table.stdout and "percentile gap" in table.stdout
 
 
 def test_discover_with_the_default_and_a_named_vocabulary(audited, tmp_path):
@@ -168,6 +246,17 @@ def test_discover_with_the_default_and_a_named_vocabulary(audited, tmp_path):
     assert {r["phrase"] for r in mine["highest_loss"]} == {"an invoice", "a newsletter", "a password reset"}
     table = run("discover", f"{MODEL}@v2", "--vocab", "email_topics", "--top-k", "3", "--store", audited["store"])
     assert table.exit_code == 0 and "Highest estimated loss" in table.stdout and "Least familiar" in table.stdout
+    least = table.stdout.split("Least familiar", 1)[1]
+    assert "familiarity P(looks like the data)" in least and " mean " not in least  # familiarity named so
+
+
+def test_piped_tables_are_never_cut(audited):
+    """A pipe has no width: long phrases and every column header print whole (COLUMNS unset)."""
+    long = "an email about " + "a very long and particular subject " * 6
+    result = CliRunner().invoke(app, ["query", f"{MODEL}@v2", long.strip(), "--store", audited["store"]],
+                                env={"COLUMNS": None})
+    assert result.exit_code == 0, result.stderr
+    assert long.strip() in result.stdout and "…" not in result.stdout
 
 
 def test_report_prints_the_local_path_of_index_html(audited):
@@ -212,30 +301,29 @@ def _flow_run_parameters(flow_run_id) -> dict[str, Any]:
         return client.read_flow_run(flow_run_id).parameters
 
 
-def test_audit_publishes_summary_tables_and_link_artifacts_per_model(audited):
-    from flows.audit import _artifact_key
+def test_audit_publishes_artifacts_per_model_and_version(audited):
+    from flows.artifacts import release_artifact_key
 
     store = ArtifactStore(audited["store"])
-    manifest = _manifest(audited, "v2")
-    payloads = prefect_artifact_payloads(store.read_json(manifest["metrics"]), "x")
-    tables = [name for name, rows in payloads["tables"].items() if rows]
-    expected = {_artifact_key("llm2loss", MODEL, "summary"): "markdown",
-                _artifact_key("llm2loss", MODEL, "report"): "markdown",  # Prefect stores links as markdown
-                **{_artifact_key("llm2loss", MODEL, name): "table" for name in tables}}
-    assert len(tables) >= 3
-    by_run: dict[Any, dict[str, Any]] = {}
-    for artifact in _read_artifacts(list(expected)):
-        by_run.setdefault(artifact.flow_run_id, {})[artifact.key] = artifact
-    ours = {run_id: arts for run_id, arts in by_run.items()
-            if _flow_run_parameters(run_id).get("settings", {}).get("store", {}).get("uri") == audited["store"]}
-    versions = {_flow_run_parameters(run_id)["version"]: arts for run_id, arts in ours.items()}
-    assert set(versions) == {"v1", "v2"}  # one history per key: both versions under the same keys
-    for version, arts in versions.items():
-        assert {key: a.type for key, a in arts.items()} == expected
-        link = str(arts[_artifact_key("llm2loss", MODEL, "report")].data)
-        assert re.fullmatch(rf"\[Report of {MODEL}@{version}\]\(\S+/audits/{MODEL}/{version}/report/index\.html\)", link), link
-        summary = arts[_artifact_key("llm2loss", MODEL, "summary")]
-        assert f"{MODEL}" in str(summary.data) and version in str(summary.data)
+    for version in ("v1", "v2"):
+        manifest = _manifest(audited, version)
+        payloads = prefect_artifact_payloads(store.read_json(manifest["metrics"]), "x")
+        tables = [name for name, rows in payloads["tables"].items() if rows]
+        assert len(tables) >= 3
+        expected = {release_artifact_key(MODEL, version, "summary"): "markdown",
+                    release_artifact_key(MODEL, version, "report"): "markdown",
+                    **{release_artifact_key(MODEL, version, name): "table" for name in tables}}
+        assert all(re.fullmatch(r"[a-z0-9-]+", key) for key in expected)
+        ours = [a for a in _read_artifacts(list(expected))
+                if _flow_run_parameters(a.flow_run_id).get("settings", {}).get("store", {}).get("uri")
+                == audited["store"]]
+        assert {a.key: a.type for a in ours} == expected  # each version under its own keys
+        report = next(a for a in ours if a.key == release_artifact_key(MODEL, version, "report"))
+        text = str(report.data)
+        assert re.search(rf"\[Report of {MODEL}@{version}\]\(\S+/audits/{MODEL}/{version}/report/index\.html\)", text), text
+        assert "Headline findings" in text and "\n1. " in text  # the findings beside the link
+        summary = next(a for a in ours if a.key == release_artifact_key(MODEL, version, "summary"))
+        assert MODEL in str(summary.data) and version in str(summary.data)
 
 
 def test_audit_completed_events_carry_the_regression_flag(audited):
@@ -267,3 +355,16 @@ def test_audit_completed_events_carry_the_regression_flag(audited):
         assert mine[0].payload["significant_regression"] == manifest["significant_regression"]
         assert registered[version][0].payload == {"model": MODEL, "version": version}
     assert found["v1"] and not _manifest(audited, "v1")["significant_regression"]  # nothing to regress from
+    from flows.events import AUDIT_REGRESSED
+
+    flagged = _manifest(audited, "v2")["significant_regression"]
+    regressed = events(AUDIT_REGRESSED, "v2")
+    deadline = time.monotonic() + 30
+    while flagged and not regressed and time.monotonic() < deadline:
+        time.sleep(1)
+        regressed = events(AUDIT_REGRESSED, "v2")
+    assert bool(regressed) == flagged
+    if flagged:
+        reasons = ArtifactStore(audited["store"]).read_json(f"audits/{MODEL}/v2/report/regression.json")["reasons"]
+        assert regressed[0].payload["reasons"] == reasons
+    assert events(AUDIT_REGRESSED, "v1") == []

@@ -15,18 +15,19 @@ from pathlib import Path
 import pytest
 
 from llm2loss import registry
-from llm2loss.cli import jsonable
+from app.cli import jsonable
 from llm2loss.config import DatasetSpec, ReleaseSpec
 from llm2loss.query import MAX_PHRASE_CHARS
 from llm2loss.store import ArtifactStore
 from cli_helpers import assert_one_line_error, write_release_file
 
-COMMANDS = ["audit", "register", "releases", "audits", "query", "compare", "discover", "report", "demo"]
+COMMANDS = ["audit", "register", "releases", "audits", "query", "compare", "discover", "report", "gate", "demo"]
 AUDIT_COMMANDS = {  # command -> arguments after MODEL@VERSION
     "query": ["a phrase"],
     "compare": ["a phrase", "another phrase"],
     "discover": [],
     "report": [],
+    "gate": [],
 }
 
 
@@ -232,10 +233,46 @@ def test_bad_environment_setting_names_the_variable(cli, tmp_path):
     assert_one_line_error(result, "LLM2LOSS_AUDIT__SHARD_SIZE", "valid integer")
 
 
-def test_unexpected_failure_is_one_line_and_debug_shows_it(cli, store_with_release):
-    """A manifest that is valid JSON but not an object is no expected error: still one line."""
-    ArtifactStore(store_with_release).write_json("audits/toy/v1/manifest.json", ["not", "a", "dict"])
+def test_unexpected_failure_is_one_line_and_debug_shows_it(cli, store_with_release, monkeypatch):
+    """A bug (here an AttributeError planted in the report lookup) is no expected error: still one
+    line. (A manifest that is not a JSON object used to be that bug; it is now a StoreError.)"""
+    def bug(*_args, **_kwargs):
+        raise AttributeError("'list' object has no attribute 'get'")
+
+    monkeypatch.setattr("llm2loss.audit.audit_manifest", bug)
     result = cli("report", "toy@v1", "--store", store_with_release)
     assert_one_line_error(result, "unexpected AttributeError", "LLM2LOSS_DEBUG=1")
     debug = cli("report", "toy@v1", "--store", store_with_release, env={"LLM2LOSS_DEBUG": "1"})
     assert isinstance(debug.exception, AttributeError)
+
+
+@pytest.mark.parametrize("command", sorted(AUDIT_COMMANDS) + ["audit"])
+def test_json_errors_are_a_json_object_on_stdout(cli, store_with_release, command):
+    result = cli(command, "toy@v9", *AUDIT_COMMANDS.get(command, []), "--store", store_with_release, "--json")
+    assert result.exit_code == 1
+    error = json.loads(result.stdout)
+    assert error["type"] == "NotFoundError" and "unknown release toy@v9" in error["error"]
+    assert result.stderr == ""
+
+
+def test_json_error_of_a_bad_setting_is_json(cli, tmp_path):
+    result = cli("releases", "--store", tmp_path, "--json", env={"LLM2LOSS_AUDIT__SHARD_SIZE": "zero"})
+    assert result.exit_code == 1
+    assert json.loads(result.stdout)["type"] == "ConfigError"
+
+
+@pytest.mark.parametrize(("args", "needle"), [
+    (["query"], "Missing argument"),
+    (["query", "toy@v1"], "Missing argument"),
+    (["compare", "toy@v1", "only one"], "Missing argument"),
+    (["releases", "--bogus"], "No such option: --bogus"),
+    (["no-such-command"], "No such command"),
+    (["discover", "toy@v1", "--top-k", "0"], "--top-k"),
+    (["gate", "toy@v1", "--max-error-rise", "-1"], "--max-error-rise"),
+])
+def test_usage_errors_are_one_line(cli, args, needle):
+    result = cli(*args)
+    assert result.exit_code == 2, (result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], result.stderr
+    assert "--help" in lines[0] and "╭" not in result.stderr + result.stdout

@@ -7,12 +7,12 @@ import copy
 import io
 import json
 import re
-from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
+from report_page import ReportParser
 from synthetic_audit import RenderedReport as Rendered
 
 from llm2loss.errors import DataError
@@ -23,47 +23,10 @@ from llm2loss.report.render import md_escape
 from llm2loss.report.tables import fmt
 
 XSS = "<script>alert(1)</script>"
-SECTIONS = ["summary", "findings", "validity", "familiarity", "discovery", "attributes",
-            "comparisons", "regression"]
-
-
-class ReportParser(HTMLParser):
-    """Section ids, tables by id (rows of cell texts), image sources and every tag name."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.sections: list[str] = []
-        self.tables: dict[str, list[list[str]]] = {}
-        self.images: list[str] = []
-        self.tags: list[str] = []
-        self._table: str | None = None
-        self._cell: list[str] | None = None
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.tags.append(tag)
-        a = dict(attrs)
-        if tag == "section":
-            self.sections.append(a["id"] or "")
-        elif tag == "table":
-            self._table = (a["id"] or "").removeprefix("table-")
-            self.tables[self._table] = []
-        elif tag == "tr" and self._table is not None:
-            self.tables[self._table].append([])
-        elif tag in ("td", "th"):
-            self._cell = []
-        elif tag == "img":
-            self.images.append(a["src"] or "")
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in ("td", "th") and self._cell is not None and self._table is not None:
-            self.tables[self._table][-1].append("".join(self._cell))
-            self._cell = None
-        elif tag == "table":
-            self._table = None
-
-    def handle_data(self, data: str) -> None:
-        if self._cell is not None:
-            self._cell.append(data)
+#: Reading order: the verdict and what to check first, the regression near the top, the evidence,
+#: the audit facts (fingerprints, stage times) last.
+SECTIONS = ["overview", "findings", "regression", "validity", "familiarity", "discovery",
+            "attributes", "comparisons", "summary"]
 
 
 @pytest.fixture(scope="module")
@@ -135,6 +98,8 @@ def test_familiarity_attribute_and_comparison_numbers_match(
         assert _close(probes[probe["phrase"]]["Logit (before sigmoid)"], probe["logit"])
         assert _close(probes[probe["phrase"]]["Probability (after sigmoid)"], probe["probability"])
     attributes = {r["Attribute"]: r for r in _rows(parser, "attributes")}
+    for r in _rows(parser, "attributes-predicted"):
+        attributes[r["Attribute"]].update(r)
     for row in metrics["attributes"]["rows"]:
         shown = attributes[row["attribute"]]
         assert _close(shown["Measured loss (signed)"], row["measured"]["loss"]["signed"])
@@ -154,8 +119,14 @@ def test_findings_are_in_the_page(rendered: Rendered, page: tuple[str, ReportPar
     html_text, _ = page
     import html as html_module
 
-    for sentence in headline_findings(rendered.metrics) + regression_findings(rendered.regression):
+    said = regression_findings(rendered.regression)
+    assert said[-1].startswith("Significant regression: ")
+    for sentence in headline_findings(rendered.metrics) + said[:-1]:
         assert html_module.escape(sentence) in html_text
+    # the rule's verdict is shown as a list: every reason is its own item, none is left out
+    _, parser = page
+    assert parser.items["reasons"] == rendered.regression["reasons"]
+    assert any(t.endswith("Significant regression, 5 reasons:") for _, _, t in parser.headings)
 
 
 def test_user_html_is_escaped_everywhere(rendered: Rendered, page: tuple[str, ReportParser]) -> None:
@@ -194,12 +165,20 @@ def test_optional_sections_are_left_out(rendered: Rendered, tmp_path: Path) -> N
 def test_uncertain_findings_are_labelled(rendered: Rendered) -> None:
     metrics = copy.deepcopy(rendered.metrics)
     row = max(metrics["comparisons"]["rows"], key=lambda r: abs(r["percentile_quartiles"][2]))
-    row["p_a_worse"] = 0.6
+    row.update(p_a_worse=0.6, verdict="a worse", reason=None, measured_diff=0.5,
+               measured_low=0.1, measured_high=0.9)
     sentence = next(s for s in headline_findings(metrics) if f"'{row['a']}' fails more" in s)
-    assert sentence.startswith("Uncertain:") and "P(a worse than b) = 0.60" in sentence
-    row["p_a_worse"] = 0.05
-    sentence = next(s for s in headline_findings(metrics) if f"'{row['b']}' is estimated" in s)
+    # a stated verdict whose own P does not back it (a tampered metrics.json) is not stated
+    assert sentence.startswith("Uncertain") and "P(a worse than b) = 0.60" in sentence
+    assert sentence.verdict == "uncertain" and "members disagree" in sentence.reason
+    row.update(p_a_worse=0.05, verdict="b worse", measured_diff=-0.5, measured_low=-0.9,
+               measured_high=-0.1)
+    sentence = next(s for s in headline_findings(metrics) if f"'{row['b']}' fails more" in s)
     assert "P = 0.95" in sentence and not sentence.startswith("Uncertain")
+    assert sentence.verdict == "b worse" and sentence.examples
+    row.update(verdict="b worse", measured_diff=0.5)  # measurement points the other way
+    sentence = next(s for s in headline_findings(metrics) if f"'{row['a']}' fails more" in s)
+    assert sentence.startswith("Uncertain") and "same way" in sentence.reason
     assert [is_uncertain(p) for p in (0.19, 0.2, 0.5, 0.8, 0.81, None)] == [
         False, True, True, True, False, True]
 
@@ -215,12 +194,13 @@ def test_weak_validity_gets_a_caution(rendered: Rendered) -> None:
 def test_prefect_payloads(rendered: Rendered) -> None:
     payload = prefect_artifact_payloads(rendered.metrics, "file:///store/report/index.html",
                                         rendered.regression)
-    assert "## Headline findings" in payload["markdown"]
+    assert "## Verdict" in payload["markdown"] and "## What to check next" in payload["markdown"]
+    assert payload["markdown"].index("## Verdict") < payload["markdown"].index("## Audit facts")
     assert "(file:///store/report/index.html)" in payload["markdown"]
     assert "<script" not in payload["markdown"]
     assert payload["link"] == "file:///store/report/index.html"
     assert set(payload["tables"]) == {"validity", "familiarity", "top-failures", "comparisons",
-                                      "attributes", "agreement"}
+                                      "attributes", "attributes-predicted", "agreement"}
     assert all(re.fullmatch(r"[a-z-]+", name) for name in payload["tables"])
     first = payload["tables"]["validity"][1]
     assert first["Spearman r"] == rendered.metrics["validity"][0]["ensemble_mean"]["spearman"]["r"]
@@ -259,6 +239,28 @@ def test_reports_of_single_objective_audits(objective: str, first_finding: str,
     parser = ReportParser()
     parser.feed((tmp_path / "index.html").read_text(encoding="utf-8"))
     assert headline_findings(metrics)[0].startswith(first_finding)
-    assert parser.sections[:5] == SECTIONS[:5]
+    assert parser.sections[:5] == [s for s in SECTIONS if s != "regression"][:5]
     familiarity = "Not computed: no familiarity diagnoser was configured."
     assert (familiarity in (tmp_path / "report.md").read_text()) == (objective != "familiarity")
+
+
+def test_examples_behind_findings_are_escaped(rendered: Rendered, tmp_path: Path) -> None:
+    metrics = copy.deepcopy(rendered.metrics)
+    row = metrics["comparisons"]["rows"][0]
+    thumb = "data:image/png;base64,iVBORw0KGgo="
+    row["examples_a"] = [{"id": XSS, "preview": XSS, "loss": 1.0, "side": "a"},
+                         {"id": "img", "preview": thumb, "loss": 2.0, "side": "a"},
+                         {"id": "fake", "preview": 'data:image/png;base64,AA" onerror="alert(1)',
+                          "loss": 3.0, "side": "a"}]
+    render_report(metrics, tmp_path)
+    page = (tmp_path / "index.html").read_text(encoding="utf-8")
+    parser = ReportParser()
+    parser.feed(page)
+    assert XSS not in page and "&lt;script&gt;" in page
+    assert thumb in parser.images  # a real base64 PNG thumbnail is shown as an image
+    assert not any("onerror" in src for src in parser.images)  # anything else stays text
+    assert "script" not in parser.tags
+    examples = [rows for key, rows in parser.tables.items() if "examples" in key]
+    assert examples and any(XSS in cell for rows in examples for r in rows for cell in r)
+    markdown = (tmp_path / "report.md").read_text(encoding="utf-8")
+    assert "<script>" not in markdown and "(image)" in markdown

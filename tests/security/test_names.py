@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 from audit_harness import run_flow, small_settings
 
-from llm2loss.cli import parse_ref
+from app.cli import parse_ref
 from llm2loss.config import StoreSettings
 from llm2loss.errors import ConfigError
 

@@ -43,6 +43,7 @@ def test_register_uploads_weights_beside_release(store: ArtifactStore, tmp_path:
     got = registry.get(store, "spam", "v1")
     assert got.weights == "releases/spam/v1/weights.safetensors"
     assert store.list("releases/spam/v1/") == [
+        "releases/spam/v1/registration.json",
         "releases/spam/v1/release.json",
         "releases/spam/v1/weights.json",
         "releases/spam/v1/weights.safetensors",

@@ -43,6 +43,7 @@ import pandas as pd
 from scipy.special import expit
 
 from llm2loss import evaluation, insights
+from llm2loss.analysis import grounded
 from llm2loss.config import AuditSettings
 from llm2loss.diagnoser import LossDiagnoser
 from llm2loss.errors import DataError
@@ -93,13 +94,21 @@ METRICS_SCHEMA: dict[str, str] = {
     "familiarity": "Table 1 (auroc rows: in-domain phrases vs each out-of-domain vocabulary) and "
     "Figure 2 (probes: logit and sigmoid probability per phrase); available/reason when skipped",
     "estimates": "per in-domain phrase: primary loss diagnoser mean/std/quartiles of the score, "
-    "percentile mean/std among held-out samples, P(above the held-out median), familiarity",
+    "percentile mean/std among held-out samples, P(above the held-out median), familiarity; "
+    "measured: mean loss (bootstrap 90% low/high), error rate and loss percentile of the held-out "
+    "samples nearest the phrase (n of them); examples: up to 5 of them (id, preview, loss)",
     "discovery": "insights.discover over in-domain phrases: top failure phrases (highest mean "
     "score) and least familiar phrases, with the estimates' fields",
-    "comparisons": "per phrase pair (configured or attribute): P(a worse than b), quartiles of "
-    "member score differences, member score and percentile differences (Figure 3)",
+    "comparisons": "per phrase pair (configured or attribute): P(a worse than b, ties 1/2), "
+    "quartiles of member score differences, member score and percentile differences (Figure 3); "
+    "measured_diff/low/high and n_a/n_b: measured loss gap between the held-out samples that look "
+    "more like a and those that look more like b; verdict (a worse | b worse | uncertain), reason, "
+    "examples_a/examples_b (llm2loss.verdicts states the rule)",
     "attributes": "Tables 3-5: per attribute measured vs predicted disparity (signed, absolute), "
-    "agreement per diagnoser and metric; skipped attributes with reasons",
+    "zero_shot_auroc (Table 5), measured_interval and significant (bootstrap 90%), the pair's "
+    "verdict and reason; agreement per diagnoser and metric; validity: Kendall of 0-shot AUROC "
+    "vs |measured disparity| (Table 4); track_record: significant, stated and right verdicts; "
+    "skipped attributes with reasons",
     "phrases_used": "every in-domain phrase the audit estimated (for version comparisons)",
     "split": "{train, test} sample counts (set by the pipeline after analyse)",
 }
@@ -343,7 +352,7 @@ def _estimates(diagnoser: LossDiagnoser, quantiles: np.ndarray, familiar: LossDi
             "phrase": rec["phrase"], "source": phrases.source[rec["phrase"]],
             "mean": rec["mean"], "std": rec["std"], "quartiles": [rec[q] for q in insights.Q_COLUMNS],
             "percentile": float(pct[:, i].mean()), "percentile_std": float(pct[:, i].std()),
-            "p_above_median": float((pct[:, i] > 50.0).mean()),
+            "p_above_median": float((pct[:, i] > 50.0).mean() + 0.5 * (pct[:, i] == 50.0).mean()),
             "familiarity": None if fam is None else float(fam[:, i].mean()),
             "familiarity_std": None if fam is None else float(fam[:, i].std()),
             "p_familiar": None if fam is None else float((fam[:, i] > 0.5).mean()),
@@ -360,7 +369,7 @@ def _discovery(diagnoser: LossDiagnoser, familiar: LossDiagnoser | None, phrases
                               top_k, familiarity=familiar)
     by_phrase = {r["phrase"]: r for r in estimates}
     keep = ("phrase", "source", "mean", "std", "percentile", "percentile_std", "p_above_median",
-            "familiarity", "familiarity_std", "p_familiar")
+            "familiarity", "familiarity_std", "p_familiar", "measured", "examples")
     least = [] if found.least_familiar is None else found.least_familiar["phrase"].tolist()
     return {"top_failures": [{k: by_phrase[p][k] for k in keep}
                              for p in found.highest_loss["phrase"]],
@@ -371,10 +380,15 @@ def _discovery(diagnoser: LossDiagnoser, familiar: LossDiagnoser | None, phrases
 
 
 def _comparisons(diagnoser: LossDiagnoser, quantiles: np.ndarray,
-                 pairs: list[tuple[str, str, str]], phrases: _Phrases) -> list[dict[str, Any]]:
-    """Each (a, b, source) pair: P(a worse than b) and the members' differences."""
+                 pairs: list[tuple[str, str, str]], phrases: _Phrases,
+                 held_out: grounded.Reference,
+                 separation: dict[tuple[str, str], float | None]) -> list[dict[str, Any]]:
+    """Each (a, b, source) pair: P(a worse than b), the members' differences, and the grounded
+    measurement and verdict (`grounded.grounded_comparisons`)."""
     if not pairs:
         return []
+    checked = grounded.grounded_comparisons(diagnoser, pairs, phrases.embeddings, held_out,
+                                            separation)
     A = phrases.matrix([a for a, _, _ in pairs])
     B = phrases.matrix([b for _, b, _ in pairs])
     comparison = diagnoser.compare(A, B, modality="text")
@@ -390,8 +404,28 @@ def _comparisons(diagnoser: LossDiagnoser, quantiles: np.ndarray,
             "differences": comparison.differences[:, i].tolist(),
             "percentile_differences": diff_pct.tolist(),
             "percentile_quartiles": _quartiles(diff_pct),
+            **checked[i],
         })
     return rows
+
+
+def _separations(attributes: dict[str, Any]) -> dict[tuple[str, str], float | None]:
+    """(phrase_attr, phrase_not) -> the attribute's 0-shot AUROC, for the comparisons."""
+    return {(r["phrase_attr"], r["phrase_not"]): r.get("zero_shot_auroc")
+            for r in attributes.get("rows", [])}
+
+
+def _attach_verdicts(attributes: dict[str, Any], comparisons: list[dict[str, Any]]) -> None:
+    """Copy each attribute pair's verdict onto its attribute row; add the track record."""
+    by_source = {c["source"]: c for c in comparisons}
+    for row in attributes.get("rows", []):
+        found = by_source.get(f"attribute {row['attribute']}")
+        if found is not None:
+            row["verdict"], row["reason"] = found["verdict"], found["reason"]
+    rows = attributes.get("rows", [])
+    if rows:
+        attributes["track_record"] = grounded.track_record(rows)
+        attributes["validity"] = grounded.validity_correlation(rows)
 
 
 # --------------------------------------------------------------------------- Tables 3-5
@@ -420,7 +454,8 @@ def _disparity(values: np.ndarray, mask: np.ndarray) -> dict[str, float]:
 
 def _attributes(attributes_test: pd.DataFrame | None, attribute_phrases: dict[str, tuple[str, str]],
                 loss_test: np.ndarray, correct_test: np.ndarray | None,
-                loss_diagnosers: dict[str, LossDiagnoser], phrases: _Phrases) -> dict[str, Any]:
+                loss_diagnosers: dict[str, LossDiagnoser], phrases: _Phrases,
+                held_out: grounded.Reference) -> dict[str, Any]:
     """Measured vs predicted disparity per attribute, and their agreement per diagnoser/metric."""
     if attributes_test is None or not len(attributes_test.columns):
         return {"available": False, "reason": "the dataset has no attribute columns"}
@@ -438,8 +473,11 @@ def _attributes(attributes_test: pd.DataFrame | None, attribute_phrases: dict[st
             skipped.append({"attribute": str(column), "reason": reason})
             continue
         yes, no = attribute_phrases[column]
-        rows.append(_attribute_row(str(column), mask, yes, no, loss_test, correct_test,
-                                   loss_diagnosers, phrases))
+        row = _attribute_row(str(column), mask, yes, no, loss_test, correct_test,
+                             loss_diagnosers, phrases)
+        row.update(grounded.attribute_truth(mask, loss_test, held_out, phrases.embeddings[yes],
+                                            phrases.embeddings[no]))
+        rows.append(row)
     return {"available": bool(rows), "reason": None if rows else "no usable attribute column",
             "rows": rows, "skipped": skipped,
             "agreement": _agreement(rows, list(loss_diagnosers), correct_test is not None)}
@@ -502,12 +540,15 @@ def _data_summary(X_train: np.ndarray, X_test: np.ndarray, loss_test: np.ndarray
 def analyse(*, X_train: Any, loss_train: Any, X_test: Any, loss_test: Any, correct_test: Any,
             attributes_test: pd.DataFrame | None, text_encoder: Any, settings: AuditSettings,
             vocabularies: dict[str, list[str]], attribute_phrases: dict[str, tuple[str, str]],
-            modality: str = "text", top_k: int = TOP_K) -> AnalysisResult:
+            modality: str = "text", top_k: int = TOP_K, ids_test: Any = None,
+            previews_test: Any = None) -> AnalysisResult:
     """Fit every configured diagnoser on the train split and measure/question them (module doc).
 
     `correct_test` (bool per held-out sample) may be None (regression models); `attributes_test`
     holds one row per held-out sample (bool, 0/1 or -1/1 columns) and may be empty or None.
     `modality` is the audited data's ("text" | "image"); it chooses the modality-gap handling.
+    `ids_test` / `previews_test` (optional, one per held-out sample) name the example samples
+    shown behind each finding (`llm2loss.analysis.grounded`).
     """
     gap = gap_for(modality)
     X_test = np.asarray(X_test, dtype=np.float32)
@@ -515,9 +556,9 @@ def analyse(*, X_train: Any, loss_train: Any, X_test: Any, loss_test: Any, corre
     correct = None if correct_test is None else np.asarray(correct_test, dtype=np.float64)
     _check_inputs(X_test, loss_test, correct, attributes_test)
     phrases = _collect_phrases(settings, vocabularies, attribute_phrases, text_encoder)
-    reference = np.stack(list(phrases.embeddings.values())) if phrases.embeddings else None
+    text_reference = np.stack(list(phrases.embeddings.values())) if phrases.embeddings else None
     diagnosers, records = _fit_all(np.asarray(X_train, dtype=np.float32), loss_train, settings,
-                                   gap, reference)
+                                   gap, text_reference)
     loss_diagnosers = {n: d for n, d in diagnosers.items() if d.objective in LOSS_OBJECTIVES}
     primary_loss = _first(PRIMARY_LOSS, loss_diagnosers)
     primary_fam = _first(PRIMARY_FAMILIARITY, diagnosers)
@@ -528,11 +569,18 @@ def analyse(*, X_train: Any, loss_train: Any, X_test: Any, loss_test: Any, corre
         validity.append(row)
         quantiles[name] = np.quantile(members, QUANTILE_GRID, axis=1).T
     familiar = diagnosers.get(primary_fam) if primary_fam else None
+    held_out = grounded.build_reference(X_test, loss_test, correct, ids_test, previews_test,
+                                        diagnosers.get(primary_loss), gap)
+    attributes = _attributes(attributes_test, attribute_phrases, loss_test, correct,
+                             loss_diagnosers, phrases, held_out)
     estimates = comparisons = []
     if primary_loss is not None:
         estimates = _estimates(diagnosers[primary_loss], quantiles[primary_loss], familiar, phrases)
+        grounded.ground_estimates(estimates, phrases.embeddings, held_out)
         comparisons = _comparisons(diagnosers[primary_loss], quantiles[primary_loss],
-                                   _pairs(settings, attribute_phrases), phrases)
+                                   _pairs(settings, attribute_phrases), phrases, held_out,
+                                   _separations(attributes))
+        _attach_verdicts(attributes, comparisons)
     metrics = {
         "schema_version": SCHEMA_VERSION,
         "schema": METRICS_SCHEMA,
@@ -549,8 +597,7 @@ def analyse(*, X_train: Any, loss_train: Any, X_test: Any, loss_test: Any, corre
                       **(_discovery(diagnosers[primary_loss], familiar, phrases, estimates, top_k)
                          if primary_loss else {"top_failures": [], "least_familiar": []})},
         "comparisons": {"diagnoser": primary_loss, "rows": comparisons},
-        "attributes": _attributes(attributes_test, attribute_phrases, loss_test, correct,
-                                  loss_diagnosers, phrases),
+        "attributes": attributes,
         "phrases_used": phrases.in_domain,
     }
     return AnalysisResult(diagnosers=diagnosers, metrics=jsonable(metrics))
@@ -582,7 +629,7 @@ def _pair_change(prev: np.ndarray, cur: np.ndarray) -> dict[str, Any]:
     """Change cur - prev over all (previous member, current member) pairs of percentiles."""
     change = (cur[None, :] - prev[:, None]).ravel()
     return {"previous": float(prev.mean()), "current": float(cur.mean()),
-            "change": float(np.median(change)), "p_rose": float((change > 0).mean()),
+            "change": float(np.median(change)), "p_rose": float((change > 0).mean() + 0.5 * (change == 0).mean()),
             "quartiles": _quartiles(change)}
 
 

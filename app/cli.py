@@ -10,13 +10,11 @@ and `demo` import `flows` lazily, inside the command, so the library itself stay
 
 from __future__ import annotations
 
-import functools
 import json
 import math
-import os
 import sys
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 import typer
 from pydantic import ValidationError
@@ -24,8 +22,12 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+
+from app import cli_format
+from app.cli_errors import OneLineUsageErrors, friendly_errors, one_line, validation_problems
 from llm2loss.config import ReleaseSpec, Settings
-from llm2loss.errors import ConfigError, Llm2LossError
+from llm2loss.errors import ConfigError
+from llm2loss.gate import DEFAULT_MAX_ERROR_RATE_RISE
 from llm2loss.names import validate_name
 
 HELP = """Explain, in words, where a trained model fails and whom it treats worse.
@@ -44,82 +46,42 @@ Register a release, audit it, then ask the audit questions in plain words:
 
   llm2loss report spam-filter@v2
 
+  llm2loss gate spam-filter@v2
+
+  llm2loss serve   (a warm query service and web page; then query ... --server http://127.0.0.1:8765)
+
 The store is a folder (default ./llm2loss-store) or s3://bucket/prefix, set with --store or
 LLM2LOSS_STORE__URI. S3 credentials come from the environment (AWS_*) only.
 """
 
-app = typer.Typer(
-    name="llm2loss",
-    help=HELP,
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
 
 JsonOpt = typer.Option(False, "--json", help="Print JSON instead of a table.")
 StoreOpt = typer.Option(
     None, "--store",
     help="Store URI (folder or s3://bucket/prefix); default $LLM2LOSS_STORE__URI or ./llm2loss-store.",
 )
+VerboseOpt = typer.Option(False, "--verbose", "-v",
+                          help="Also show Prefect's and Dask's log lines on the console.")
+ServerOpt = typer.Option(
+    None, "--server", envvar="LLM2LOSS_SERVER",
+    help="Ask a running `llm2loss serve` at this URL (e.g. http://127.0.0.1:8765) instead of loading the audit here; default $LLM2LOSS_SERVER.",
+)
 DEBUG_ENV = "LLM2LOSS_DEBUG"
 
 
 def _out() -> Console:
     # Built per call so that the stream in use (a test runner's, a pipe) is the one written to.
-    return Console(soft_wrap=False)
+    return cli_format.console()
 
 
-def one_line(text: object) -> str:
-    """`text` with every run of whitespace (newlines included) collapsed to one space."""
-    return " ".join(str(text).split())
-
-
-def fail(message: str) -> None:
-    """Print `error: message` as one line on stderr and exit with status 1."""
-    typer.echo(f"error: {one_line(message)}", err=True)
-    raise typer.Exit(1)
-
-
-def _validation_problems(exc: ValidationError) -> str:
-    problems = []
-    for item in exc.errors():
-        field = ".".join(str(p) for p in item["loc"]) or "(top level)"
-        problems.append(f"{field}: {item['msg']}")
-    return "; ".join(problems)
-
-
-def _env_problems(exc: ValidationError) -> str:
-    """Settings errors named by the environment variable that sets the field."""
-    problems = []
-    for item in exc.errors():
-        name = "LLM2LOSS_" + "__".join(str(p) for p in item["loc"]).upper()
-        problems.append(f"{name}: {item['msg']}")
-    return "; ".join(problems)
-
-
-def friendly_errors(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn every failure into one line on stderr and exit code 1 (LLM2LOSS_DEBUG=1 re-raises)."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except (typer.Exit, typer.Abort, KeyboardInterrupt):
-            raise
-        except Exception as exc:
-            if os.environ.get(DEBUG_ENV):
-                raise
-            if isinstance(exc, Llm2LossError):
-                fail(str(exc))
-            if isinstance(exc, ValidationError) and exc.title == Settings.__name__:
-                fail(f"invalid setting in the environment: {_env_problems(exc)}; fix or unset it")
-            if isinstance(exc, ValidationError):
-                fail(f"invalid {exc.title}: {_validation_problems(exc)}; fix these fields")
-            if isinstance(exc, (OSError, ValueError)):
-                fail(f"{type(exc).__name__}: {exc}")
-            fail(f"unexpected {type(exc).__name__}: {exc} (set {DEBUG_ENV}=1 to see the traceback)")
-
-    return wrapper
+app = typer.Typer(
+    name="llm2loss",
+    cls=OneLineUsageErrors,
+    help=HELP,
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
 
 
 def settings(store: Optional[str]) -> Settings:
@@ -160,22 +122,7 @@ def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(jsonable(data), indent=2, allow_nan=False) + "\n")
 
 
-def make_table(title: str, rows: list[dict[str, Any]], columns: list[str]) -> Table:
-    """A rich table of `rows`; cells are plain text (a phrase with [markup] prints as typed)."""
-    table = Table(title=title)
-    for column in columns:
-        table.add_column(column)
-    for row in rows:
-        table.add_row(*[Text(_fmt(row.get(c))) for c in columns])
-    return table
-
-
-def _fmt(value: Any) -> str:
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float):
-        return "n/a" if not math.isfinite(value) else f"{value:.3f}"
-    return "" if value is None else str(value)
+make_table = cli_format.make_table
 
 
 def show(data: Any, as_json: bool, table: Table | None = None, empty: str | None = None) -> None:
@@ -189,9 +136,9 @@ def show(data: Any, as_json: bool, table: Table | None = None, empty: str | None
 
 
 def _store(cfg: Settings) -> Any:
-    from llm2loss import audit as stages
+    from llm2loss import audits as finished
 
-    return stages.get_store(cfg.store)
+    return finished.open_store(cfg.store)
 
 
 # --- commands --------------------------------------------------------------------------------
@@ -203,41 +150,71 @@ def audit(
     ref: str = typer.Argument(..., help="MODEL@VERSION of a registered release."),
     store: Optional[str] = StoreOpt,
     as_json: bool = JsonOpt,
+    verbose: bool = VerboseOpt,
 ) -> None:
-    """Audit a registered release through the Prefect flow, with a progress bar.
+    """Audit a registered release through the Prefect flow: one line per stage, a bar per sharded stage.
 
     Runs on a Dask LocalCluster, or on the cluster at $LLM2LOSS_DASK__ADDRESS. A finished audit
-    is not repeated. Prints the headline findings and where the report is.
+    is not repeated (its manifest is read; nothing starts). Prints the headline findings and
+    where the report is. Prefect and Dask log lines go to the Prefect UI and a log file.
 
     Example: llm2loss audit spam-filter@v2 --store s3://audits/team-a
     """
+    from llm2loss import audits as finished
     from llm2loss import registry
 
     model, version = parse_ref(ref)
     cfg = settings(store)
-    release = registry.get(_store(cfg), model, version)  # unknown release: fail before any flow
-    from flows.audit import run_audit
-
-    manifest = run_audit(release.model, release.version, cfg, progress=not as_json)
-    if as_json:
+    store_ = finished.open_store(cfg.store)
+    release = registry.get(store_, model, version)  # unknown release: fail before any flow
+    manifest = finished.finished_manifest(store_, model, version)
+    if manifest is not None and as_json:
         print_json(manifest)
         return
-    typer.echo(f"audit of {release.ref} completed")
-    for finding in _findings(cfg, manifest):
-        typer.echo(f"- {finding}")
-    typer.echo(f"report: {manifest['report']} (local path: llm2loss report {release.ref})")
+    out = _out()
+    if manifest is not None:
+        out.print(Text(f"audit of {release.ref} already completed at {manifest['completed_at']}; nothing to run"),
+                  soft_wrap=True)
+    else:
+        manifest = _run_audit_flow(cfg, model, version, as_json=as_json, verbose=verbose)
+        if as_json:
+            print_json(manifest)
+            return
+        out.print(Text(f"audit of {release.ref} completed"), soft_wrap=True)
+    print_audit_findings(out, store_, manifest)
+    out.print(Text(f"report: {manifest['report']} (local path: llm2loss report {release.ref})"), soft_wrap=True)
 
 
-def _findings(cfg: Settings, manifest: dict[str, Any]) -> list[str]:
-    """Headline findings of a finished audit, then the regression findings when there are any."""
+def _run_audit_flow(cfg: Settings, model: str, version: str, *, as_json: bool, verbose: bool) -> dict[str, Any]:
+    """Run the audit flow here: stage lines and bars on stderr, Prefect/Dask logs in a log file."""
+    from llm2loss.console import StageConsole, use
+    from app.demo import local_prefect_defaults
+    from flows.logs import console_logging, log_file_for
+
+    local_prefect_defaults()
+    log_file = log_file_for(cfg.cache_dir, f"audit-{model}-{version}")
+    stages_out = None if as_json else StageConsole(Console(stderr=True, soft_wrap=True), bars=not verbose)
+    with console_logging(log_file, verbose=verbose):
+        from flows.audit import run_audit
+
+        if stages_out is not None:
+            stages_out.line(f"auditing {model}@{version} through the Prefect flow (log: {log_file})")
+        with use(stages_out):
+            return run_audit(model, version, cfg, progress=stages_out is not None)
+
+
+def print_audit_findings(out: Console, store: Any, manifest: dict[str, Any]) -> None:
+    """The audit's headline findings, then its regression findings, numbered and unwrapped."""
+    from llm2loss import audits as finished
+    from llm2loss.console import print_findings
     from llm2loss.report import headline_findings, regression_findings
 
-    store = _store(cfg)
-    findings = headline_findings(store.read_json(manifest["metrics"]))
-    regression_key = manifest["metrics"].rsplit("/", 1)[0] + "/regression.json"
-    if store.exists(regression_key):
-        findings += regression_findings(store.read_json(regression_key))
-    return findings
+    ref = f"{manifest['model']}@{manifest['version']}"
+    print_findings(out, f"Headline findings of {ref}", headline_findings(finished.metrics_of(store, manifest)))
+    regression = finished.regression_of(store, manifest)
+    if regression is not None:
+        previous = (regression.get("previous") or {}).get("version")
+        print_findings(out, f"Regression of {ref} against {previous}", regression_findings(regression))
 
 
 @app.command()
@@ -262,7 +239,7 @@ def register(
     try:
         release = ReleaseSpec.model_validate_json(release_file.read_text(encoding="utf-8"))
     except ValidationError as exc:
-        raise ConfigError(f"{release_file} is not a valid release.json: {_validation_problems(exc)}; "
+        raise ConfigError(f"{release_file} is not a valid release.json: {validation_problems(exc)}; "
                           "fix these fields") from None
     key = registry.register(_store(settings(store)), release, weights_file=weights)
     typer.echo(f"registered {release.ref} at {key}")
@@ -319,10 +296,11 @@ def releases(store: Optional[str] = StoreOpt, as_json: bool = JsonOpt) -> None:
 
     Example: llm2loss releases --json
     """
-    from llm2loss import audit as stages
+    from llm2loss import audits as finished
     from llm2loss import registry
 
     cfg = settings(store)
+    store_ = _store(cfg)
     rows = [
         {
             "model": r.model,
@@ -330,9 +308,9 @@ def releases(store: Optional[str] = StoreOpt, as_json: bool = JsonOpt) -> None:
             "dataset": r.dataset.name,
             "task": r.task,
             "created_at": r.created_at.isoformat(timespec="seconds"),
-            "audited": stages.audit_manifest(cfg.store, r.model, r.version) is not None,
+            "audited": finished.finished_manifest(store_, r.model, r.version) is not None,
         }
-        for r in registry.list_releases(_store(cfg))
+        for r in registry.list_releases(store_)
     ]
     show(rows, as_json, make_table("Releases", rows, ["model", "version", "dataset", "task", "created_at", "audited"]),
          empty=f"no releases registered in {_store(cfg).describe()}; register one with `llm2loss register`")
@@ -345,13 +323,14 @@ def audits(store: Optional[str] = StoreOpt, as_json: bool = JsonOpt) -> None:
 
     Example: llm2loss audits
     """
-    from llm2loss import audit as stages
+    from llm2loss import audits as finished
     from llm2loss import registry
 
     cfg = settings(store)
+    store_ = _store(cfg)
     rows = []
-    for r in registry.list_releases(_store(cfg)):
-        manifest = stages.audit_manifest(cfg.store, r.model, r.version)
+    for r in registry.list_releases(store_):
+        manifest = finished.finished_manifest(store_, r.model, r.version)
         if manifest is not None:
             rows.append({
                 "model": r.model, "version": r.version, "completed_at": manifest["completed_at"],
@@ -363,6 +342,18 @@ def audits(store: Optional[str] = StoreOpt, as_json: bool = JsonOpt) -> None:
          empty=f"no completed audits in {_store(cfg).describe()}; run one with `llm2loss audit MODEL@VERSION`")
 
 
+def open_audit(store: Optional[str], model: str, version: str, server: Optional[str] = None) -> Any:
+    """The finished audit that answers query / compare / discover: an `AuditQuery` here, or the
+    same questions sent to a running `llm2loss serve` when `server` is given."""
+    if server:
+        from app.client import remote_audit
+
+        return remote_audit(server, model, version, store=store)
+    from llm2loss.query import AuditQuery
+
+    return AuditQuery(settings(store).store, model, version)
+
+
 @app.command()
 @friendly_errors
 def query(
@@ -370,24 +361,26 @@ def query(
     phrases: list[str] = typer.Argument(..., help="Phrases to estimate (each at most 300 characters)."),
     store: Optional[str] = StoreOpt,
     as_json: bool = JsonOpt,
+    server: Optional[str] = ServerOpt,
 ) -> None:
-    """Estimated loss and familiarity of each phrase, with the ensemble's uncertainty.
+    """Estimated loss of each phrase, in the report's units, with the ensemble's uncertainty.
 
-    loss_mean is the rank ensemble's score (higher: the model fails more on such samples),
-    loss_std and loss_q1..loss_q3 its spread over the members; familiarity near 1 means the
-    audited data holds such samples, near 0 that the estimate is a guess.
+    percentile: where the phrase's estimated loss falls among the held-out samples (0-100; higher:
+    the model fails more on such samples), ± its spread over the ensemble members; P(above
+    median): the share of members that place it above the median sample; measured loss: the
+    real loss of the held-out samples the phrase retrieves, with a 95% interval; familiarity near
+    1 means the audited data holds such samples, near 0 that the estimate is a guess. --json adds
+    the raw ensemble scores (loss_mean, loss_std, loss_q0..loss_q4) and the example samples.
 
     Example: llm2loss query spam-filter@v2 "an email written in HTML" "a mailing list reply"
     """
-    from llm2loss.query import AuditQuery, validate_phrases
+    from llm2loss.query import validate_phrases
 
     model, version = parse_ref(ref)
-    phrases = validate_phrases(phrases)
-    table = AuditQuery(settings(store).store, model, version).estimate(phrases)
-    rows = table.to_dict(orient="records")
-    columns = [c for c in ["phrase", "loss_mean", "loss_std", "loss_q1", "loss_q3", "familiarity_mean", "familiarity_std"]
-               if c in table.columns]
-    show(rows, as_json, make_table(f"Estimated loss of {model}@{version}", rows, columns))
+    if not server:  # the server validates the phrases itself
+        phrases = validate_phrases(phrases)
+    rows = open_audit(store, model, version, server).estimate(phrases).to_dict(orient="records")
+    show(rows, as_json, make_table(f"Estimated loss of {model}@{version}", rows, cli_format.estimate_columns(rows)))
 
 
 @app.command()
@@ -398,26 +391,32 @@ def compare(
     b: str = typer.Argument(..., help="Second phrase (B)."),
     store: Optional[str] = StoreOpt,
     as_json: bool = JsonOpt,
+    server: Optional[str] = ServerOpt,
 ) -> None:
-    """P(the model does worse on A than on B), quartiles of the estimated gap, and a sentence.
+    """Does the model do worse on A than on B? A verdict, the percentile gap, P, and a sentence.
 
-    P is the share of ensemble members that estimate a higher loss for A; between 0.2 and 0.8
-    the members disagree and the sentence says 'Uncertain'.
+    verdict: "a worse", "b worse" or "uncertain" (stated only when the ensemble, the measured
+    held-out samples and the encoder agree; else uncertain, with the reason). P(A worse): the share
+    of ensemble members that estimate a higher loss for A. percentile gap: A's percentile minus
+    B's among held-out samples; measured gap: the real loss difference of the samples each phrase
+    retrieves, with a 95% interval. --json adds the raw score gap (q0..q4) and examples.
 
     Example: llm2loss compare spam-filter@v2 "an email written in HTML" "a plain-text email"
     """
-    from llm2loss.query import AuditQuery, validate_phrases
+    from llm2loss.query import validate_phrases
 
     model, version = parse_ref(ref)
-    a, b = validate_phrases([a, b])
-    row = AuditQuery(settings(store).store, model, version).compare(a, b)
+    if not server:  # the server validates the phrases itself
+        a, b = validate_phrases([a, b])
+    row = open_audit(store, model, version, server).compare(a, b)
     if as_json:
         print_json(row)
         return
     out = _out()
-    out.print(make_table(f"{model}@{version}: A vs B", [row],
-                         ["phrase_a", "phrase_b", "p_a_worse", "q1", "q2", "q3", "uncertain"]))
-    typer.echo(row["sentence"])
+    out.print(make_table(f"{model}@{version}: A vs B", [row], cli_format.compare_columns(row)))
+    for key in ("sentence", "reason"):
+        if row.get(key) and (key == "sentence" or row.get("reason") not in str(row.get("sentence"))):
+            out.print(Text(str(row[key])), soft_wrap=True)
 
 
 @app.command()
@@ -428,20 +427,22 @@ def discover(
     top_k: int = typer.Option(10, "--top-k", min=1, help="How many phrases to show."),
     store: Optional[str] = StoreOpt,
     as_json: bool = JsonOpt,
+    server: Optional[str] = ServerOpt,
 ) -> None:
     """The phrases the model is estimated to fail on most, and the least familiar ones.
 
-    mean/std/q1/q3 are the ensemble's estimated loss (or, for the least familiar table, its
-    familiarity logits); familiarity is P(the phrase looks like the audited data).
+    The first table ranks phrases by estimated loss (percentile among held-out samples when the
+    audit gives one, else the rank ensemble's raw score, named so); the second lists the phrases
+    least like the audited data, by familiarity (P(the phrase looks like the audited data)).
+    --json has every raw column.
 
     Example: llm2loss discover spam-filter@v2 --vocab email_topics --top-k 5
     """
-    from llm2loss.query import AuditQuery
     from llm2loss.vocab import load_vocabulary
 
     model, version = parse_ref(ref)
     phrases = load_vocabulary(vocab) if vocab is not None else None  # a bad name fails fast
-    q = AuditQuery(settings(store).store, model, version)
+    q = open_audit(store, model, version, server)  # a --vocab file is read here, never by a server
     names = [vocab] if vocab is not None else []
     if phrases is None:
         names, phrases = q.default_vocabulary()
@@ -455,7 +456,29 @@ def discover(
         rows = result.get(key) or []
         if rows:
             out.print(make_table(f"{title} ({model}@{version}, vocabulary: {', '.join(names)})", rows,
-                                 ["phrase", "mean", "std", "q1", "q3", "familiarity"]))
+                                 cli_format.discover_columns(rows, key)))
+
+
+@app.command()
+@friendly_errors
+def serve(
+    host: str = typer.Option("127.0.0.1", "--host", help="Loopback address to listen on (the service has no authentication)."),
+    port: int = typer.Option(8765, "--port", help="TCP port; 0 picks a free one (the printed URL names it)."),
+    cache_size: int = typer.Option(4, "--cache-size", min=1, help="How many audits stay loaded at once."),
+    threads: int = typer.Option(1, "--threads", min=1, help="Torch threads; 1 is fastest for one-phrase questions."),
+    store: Optional[str] = StoreOpt,
+) -> None:
+    """A warm local query service and web page for every finished audit in the store.
+
+    Keeps each audit's encoder and diagnosers loaded, answers estimate / compare / discover as
+    JSON under /api, and serves a page at / (pick an audit, type phrases). Other commands use it
+    with --server URL or LLM2LOSS_SERVER. Runs until Ctrl-C.
+
+    Example: llm2loss serve --port 8765   (then open http://127.0.0.1:8765/)
+    """
+    from app.serve import serve as run_service
+
+    run_service(host=host, port=port, settings=settings(store), cache_size=cache_size, threads=threads)
 
 
 @app.command()
@@ -469,13 +492,12 @@ def report(
 
     Example: llm2loss report spam-filter@v2   (then open the path in a browser)
     """
-    from llm2loss import audit as stages
-    from llm2loss.query import completed_manifest
+    from llm2loss import audits as finished
 
     model, version = parse_ref(ref)
     cfg = settings(store)
-    manifest = completed_manifest(cfg.store, model, version)
-    path = stages.local_report_path(cfg, manifest)
+    manifest = finished.require_finished(_store(cfg), model, version)
+    path = finished.local_report_path(_store(cfg), manifest, cfg.cache_dir)
     if as_json:
         print_json({"model": model, "version": version, "report": str(path)})
     else:
@@ -484,17 +506,52 @@ def report(
 
 @app.command()
 @friendly_errors
+def gate(
+    ref: str = typer.Argument(..., help="MODEL@VERSION of an audited release."),
+    max_error_rise: float = typer.Option(
+        DEFAULT_MAX_ERROR_RATE_RISE, "--max-error-rise", min=0.0,
+        help="Fail when the held-out error rate rose by more than this (absolute: 0.02 = 2 points)."),
+    store: Optional[str] = StoreOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Release gate: exit 1, one line per reason, when the audit found a regression; else exit 0.
+
+    Fails when the audit found a significant regression against the previous version, or when the
+    held-out error rate rose by more than --max-error-rise. Reads the finished audit only.
+
+    Example: llm2loss gate spam-filter@v2 --max-error-rise 0.05 || exit 1
+    """
+    from llm2loss import audits as finished
+    from llm2loss.gate import evaluate_gate, gate_lines
+
+    model, version = parse_ref(ref)
+    store_ = finished.open_store(settings(store).store)
+    manifest = finished.require_finished(store_, model, version)
+    result = evaluate_gate(manifest, finished.regression_of(store_, manifest),
+                           max_error_rate_rise=max_error_rise)
+    if as_json:
+        print_json(result.to_dict())
+    else:
+        for line in gate_lines(result):
+            typer.echo(line)
+    if not result.passed:
+        raise typer.Exit(1)
+
+
+@app.command()
+@friendly_errors
 def demo(
     limit: Optional[int] = typer.Option(None, "--limit", min=20, help="Use only this many emails (a quick run)."),
     store: Optional[str] = StoreOpt,
+    verbose: bool = VerboseOpt,
 ) -> None:
     """The main job: train two spam filters, register them, audit both, print what was found.
 
     Example: llm2loss demo --limit 400
     """
-    from llm2loss.demo import run_demo
+    from app.demo import run_demo
 
-    run_demo(settings(store), limit=limit, console=_out())
+    run_demo(settings(store), limit=limit, console=_out(), verbose=verbose)
 
 
 def main() -> None:  # pragma: no cover - console entry
