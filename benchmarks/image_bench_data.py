@@ -70,6 +70,19 @@ def _stamped(path: Path, stamp: dict) -> bool:
     return path.is_file() and json.loads(path.read_text()) == stamp
 
 
+def _record_time(folder: Path, step: str, seconds: float) -> None:
+    path = folder / "build-times.json"
+    times = json.loads(path.read_text()) if path.is_file() else {}
+    times[step] = seconds
+    path.write_text(json.dumps(times))
+
+
+def build_times(data: BenchData) -> dict[str, float]:
+    """Seconds each training step took when it was last built (empty when not recorded)."""
+    path = data.folder / "build-times.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
 def build(folder: Path = CACHE, scale: str = "full", *, log=print) -> BenchData:
     """Build (or reuse) the CLIP, the audit images and the CNN of `scale` in `folder`."""
     if scale not in SCALES:
@@ -85,6 +98,7 @@ def build(folder: Path = CACHE, scale: str = "full", *, log=print) -> BenchData:
         image_clip.train_clip(folder / "clip", n_images=params.clip_images, epochs=params.clip_epochs,
                               log=log)
         (folder / "clip" / "built.json").write_text(json.dumps(clip_stamp))
+        _record_time(folder, "CLIP training", time.perf_counter() - started)
         log(f"CLIP trained in {time.perf_counter() - started:.0f} s")
     manifest = folder / "audit" / "manifest.csv"
     audit_stamp = {"n": params.audit_images, "seed": AUDIT_SEED}
@@ -99,6 +113,7 @@ def build(folder: Path = CACHE, scale: str = "full", *, log=print) -> BenchData:
         started = time.perf_counter()
         image_model.train_cnn(cnn, n_train=params.cnn_images, epochs=params.cnn_epochs, log=log)
         (folder / "cnn.json").write_text(json.dumps(cnn_stamp))
+        _record_time(folder, "CNN training", time.perf_counter() - started)
         log(f"CNN trained in {time.perf_counter() - started:.0f} s")
     return BenchData(folder, scale, clip, manifest, cnn)
 

@@ -5,7 +5,8 @@ generated shape scenes, a small open_clip CLIP trained for one epoch with open_c
 saved as config JSON + safetensors, and a ResNet-18 with planted failure slices trained for one
 epoch. The release loads that CLIP by path (`open_clip:shapes-clip//<dir>/...safetensors?config=`)
 in the Dask worker processes, as a user's checkpoint. The figures of this tiny world mean nothing;
-the test checks that every part the benchmark reads is there and well-formed.
+the test checks that every part the benchmark reads is there and well-formed, and that the HTML
+report shows the example samples behind its findings as thumbnails.
 """
 
 from __future__ import annotations
@@ -67,7 +68,12 @@ def test_tiny_image_benchmark_audits_through_the_flow(prefect_server, s3_store, 
     metrics = stages.get_store(cfg.store).read_json(manifest["metrics"])
     assert metrics["data"]["gap"] == "center" and metrics["data"]["dim"] == encoder.dim
     assert {r["attribute"] for r in metrics["attributes"]["rows"]} == set(image_data.BOOL_ATTRIBUTES)
+    html = stages.get_store(cfg.store).read_bytes(manifest["report"]).decode("utf-8")
+    assert '<img class="thumb" src="data:image/png;base64,' in html  # example samples are shown
     figures = bench_image.headline(metrics)
+    verdicts = figures["verdicts"]
+    assert verdicts["n"] == len(image_data.BOOL_ATTRIBUTES) and 0 <= verdicts["coverage"] <= 1
+    assert set(verdicts["verdicts"].values()) <= {"a worse", "b worse", "uncertain"}
     assert set(figures["spearman"]) >= {"rank-mlp", "regress-mlp"}
     assert figures["auroc"] and all(0.0 <= v <= 1.0 for v in figures["auroc"].values())
 
