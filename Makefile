@@ -48,6 +48,10 @@ bench: venv
 	$(BIN)/python benchmarks/bench_phrasing.py
 	$(BIN)/python benchmarks/bench_scale.py
 
+# The image benchmark's CLIP, images and audited CNN, built once into ~/.cache/llm2loss/image_bench/.
+image-bench-data: venv
+	$(BIN)/python benchmarks/image_bench_data.py
+
 # The Prefect UI on the demo's data (http://127.0.0.1:4200).
 ui: venv
 	PREFECT_SERVER_ANALYTICS_ENABLED=false $(BIN)/prefect server start --host 127.0.0.1

@@ -9,10 +9,15 @@ options `id_column`, `path_column`, `label_column`) and optional attribute colum
 folder. String labels map to `options.classes` or to their sorted distinct values.
 
 Images are returned as RGB `PIL.Image`; an unreadable file becomes a recorded failure.
+
+Both are `ImageRecordSource`s: `preview(input)` gives a small PNG thumbnail of an input as a
+`data:image/png;base64,...` URI (`image_thumbnail`), which a report can show offline.
 """
 
 from __future__ import annotations
 
+import base64
+import io
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +42,39 @@ def load_rgb(path: Path) -> Image.Image:
         raise SampleError(f"unreadable image {path.name}: {exc}") from None
 
 
+def image_thumbnail(image: str | Path | Image.Image, size: int = 64) -> str:
+    """A `data:image/png;base64,...` URI of `image` (a path or a PIL image), longest side `size` px.
+
+    Small images are scaled up with nearest-neighbour (pixels stay crisp), large ones down with
+    Lanczos; the aspect ratio is kept.
+    """
+    if not isinstance(size, int) or isinstance(size, bool) or not 8 <= size <= 1024:
+        raise ConfigError(f"thumbnail size must be a whole number of pixels in 8..1024, got {size!r}")
+    if isinstance(image, (str, Path)):
+        try:
+            picture = load_rgb(Path(image).expanduser())
+        except SampleError as exc:
+            raise DataError(f"no thumbnail: {exc}") from None
+    elif isinstance(image, Image.Image):
+        picture = image.convert("RGB")
+    else:
+        raise DataError(f"a thumbnail needs an image path or a PIL image, got {type(image).__name__}")
+    scale = size / max(picture.size)
+    shape = (max(1, round(picture.width * scale)), max(1, round(picture.height * scale)))
+    resample = Image.Resampling.NEAREST if scale >= 1 else Image.Resampling.LANCZOS
+    buffer = io.BytesIO()
+    picture.resize(shape, resample).save(buffer, format="PNG", optimize=True)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+class ImageRecordSource(RecordSource):
+    """A `RecordSource` of images that can show one of its inputs as a thumbnail."""
+
+    def preview(self, input: Image.Image, size: int = 64) -> str:
+        """A `data:image/png;base64,...` thumbnail of one input (a PIL image) of this source."""
+        return image_thumbnail(input, size)
+
+
 def file_token(path: Path) -> str:
     """Size and modification time of a file ('missing' when absent): cheap content identity."""
     try:
@@ -59,7 +97,7 @@ def image_folder_source(spec: DatasetSpec) -> RecordSource:
         ) from None
     paths = [Path(p) for p, _ in samples]
     names = {i: c for c, i in class_to_idx.items()}
-    return RecordSource(
+    return ImageRecordSource(
         spec,
         modality="image",
         ids=[p.relative_to(root).as_posix() for p in paths],
@@ -93,7 +131,7 @@ def image_manifest_source(spec: DatasetSpec) -> RecordSource:
     base = manifest.parent
     paths = [_resolve(base, p) for p in frame[cols["path_column"]].tolist()]
     labels, _ = encode_labels(frame[cols["label_column"]], classes=opts.get("classes"), where=where)
-    return RecordSource(
+    return ImageRecordSource(
         spec,
         modality="image",
         ids=frame[cols["id_column"]].astype(str).tolist(),

@@ -8,14 +8,15 @@ untrusted text: renderers escape it. An image previews as a small PNG thumbnail,
 
 from __future__ import annotations
 
-import base64
-import io
 import re
 import unicodedata
 from collections.abc import Sequence
 from typing import Any
 
 from PIL import Image
+
+# one thumbnail implementation for every image source (it also scales small images up, crisply)
+from llm2loss.sources.images import image_thumbnail
 
 SNIPPET_CHARS = 240
 THUMBNAIL_PIXELS = 64
@@ -29,19 +30,10 @@ def text_snippet(text: str, limit: int = SNIPPET_CHARS) -> str:
     return folded if len(folded) <= limit else folded[: limit - 1].rstrip() + "…"
 
 
-def image_thumbnail(image: Image.Image, size: int = THUMBNAIL_PIXELS) -> str:
-    """A PNG thumbnail (longest side `size` pixels) of an RGB image as a data URI."""
-    thumb = image.convert("RGB").copy()
-    thumb.thumbnail((size, size))
-    buffer = io.BytesIO()
-    thumb.save(buffer, format="PNG", optimize=True)
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
 def preview_of(sample_input: Any) -> str:
     """The preview of one loaded sample input: a snippet of text, a thumbnail of an image."""
     if isinstance(sample_input, Image.Image):
-        return image_thumbnail(sample_input)
+        return image_thumbnail(sample_input, THUMBNAIL_PIXELS)
     if isinstance(sample_input, str):
         return text_snippet(sample_input)
     return ""

@@ -29,7 +29,7 @@ from torchvision.datasets.utils import check_integrity
 from llm2loss.config import DatasetSpec
 from llm2loss.errors import ConfigError, DataError
 from llm2loss.sources.base import RecordSource
-from llm2loss.sources.images import file_token, load_rgb
+from llm2loss.sources.images import ImageRecordSource, file_token, load_rgb
 
 TORCHVISION_DATASETS = ("CIFAR10", "CIFAR100", "CelebA")
 
@@ -149,7 +149,7 @@ def _cifar(spec: DatasetSpec, name: str, root: Path, split: str, verify: bool) -
         raise DataError(f"{name} ({root}) has {len(images)} images, {len(targets)} labels and "
                         f"{len(classes)} classes that do not fit together; replace the batches "
                         "with the official files")
-    return RecordSource(
+    return ImageRecordSource(
         spec,
         modality="image",
         ids=[f"{split}-{i:05d}" for i in range(len(targets))],
@@ -187,7 +187,7 @@ def _celeba(spec: DatasetSpec, root: Path, split: str, verify: bool) -> RecordSo
         )
     folder = Path(data.root, data.base_folder, "img_align_celeba")
     files = [folder / f for f in data.filename]
-    return RecordSource(
+    return ImageRecordSource(
         spec,
         modality="image",
         ids=list(data.filename),

@@ -1,0 +1,373 @@
+"""Image benchmark: a whole image audit through the Prefect flow, with a CLIP trained here.
+
+No CLIP weights can be downloaded on the machines this project is built on, so the benchmark
+makes its own world (`image_bench_data`): generated 32 px shape scenes with seven known
+attributes, a small open_clip CLIP trained on their captions (loaded by path like a user's
+checkpoint), and a ResNet-18 shape classifier with planted failure slices. The release is audited
+by the `audit-release` flow (Prefect test-harness API, Dask LocalCluster of 2 workers, local
+store) with the default gap handling of image data (`gap="center"`), and then:
+
+- encoder: zero-shot attribute accuracy of the CLIP on the audit images (target >= 0.8);
+- Table 2 analog: held-out per-sample Spearman of every loss diagnoser vs the baselines (ridge,
+  kNN, error-direction SVM on the same embeddings and split);
+- attribute agreement: Kendall and sign accuracy of predicted vs measured loss disparities over
+  the six boolean attributes (`image_data.ATTRIBUTE_PHRASES`);
+- familiarity AUROC of in-domain shape phrases vs each out-of-domain vocabulary;
+- modality gap: mean cosine of each held-out image with a caption of it, and with captions of
+  other images, before and after centring each modality on its own mean;
+- gap="none" vs "center": the same analysis refitted with gap="none" on the same split.
+
+Prints the figures and replaces the `## Image` section of benchmarks/RESULTS.md.
+Run: `.venv/bin/python benchmarks/bench_image.py [--scale full|tiny] [--members 5] [--no-write]`;
+the raw figures are kept in ~/.cache/llm2loss/image_bench/last-results-<scale>.json and
+`--rerender` rebuilds the text from them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+import image_bench_data  # noqa: E402
+import image_clip  # noqa: E402
+import image_data  # noqa: E402
+from baselines import BASELINES, make_baseline  # noqa: E402
+from results_md import RESULTS, write_section  # noqa: E402
+
+from llm2loss import evaluation  # noqa: E402
+from llm2loss.audit import is_test_id  # noqa: E402
+from llm2loss.config import AuditSettings, DaskSettings, DiagnoserSettings, Settings, StoreSettings  # noqa: E402
+
+SECTION = "## Image"
+LOSS_DIAGNOSERS = ("rank-mlp", "rank-linear", "regress-mlp", "regress-linear")
+TARGETS = {"zero_shot": 0.8, "kendall": 0.6, "sign_accuracy": 0.85, "auroc": 0.9}
+
+
+def run_flow(release, weights: Path, store: StoreSettings, *, members: int, shard_size: int,
+             cluster_address: str, cache_dir: str, archs: tuple[str, ...] = ("linear", "mlp"),
+             ) -> tuple[dict[str, Any], Settings, float]:
+    """Register the release in a store and audit it through the flow; (manifest, settings, s)."""
+    from flows.audit import audit_release, make_task_runner
+
+    from llm2loss import audit as stages
+    from llm2loss import registry
+
+    cfg = Settings(
+        store=store,
+        dask=DaskSettings(address=cluster_address),
+        audit=AuditSettings(shard_size=shard_size, phrases=image_data.IN_DOMAIN_PHRASES,
+                            diagnosers=DiagnoserSettings(n_members=members, archs=list(archs))),
+        cache_dir=cache_dir,
+    )
+    registry.register(stages.get_store(cfg.store), release, weights_file=weights)
+    flow = audit_release.with_options(task_runner=make_task_runner(cfg.dask))
+    started = time.perf_counter()
+    state = flow(model=release.model, version=release.version, settings=cfg.model_dump(mode="json"),
+                 return_state=True)
+    if not state.is_completed():
+        raise RuntimeError(f"the audit of {release.ref} did not complete: {state.message}")
+    return state.result(), cfg, time.perf_counter() - started
+
+
+def audit_tables(cfg: Settings, manifest: dict[str, Any]) -> dict[str, Any]:
+    """The audit's embeddings and losses joined on id, split exactly like the pipeline."""
+    from llm2loss import audit as stages
+    from llm2loss.store import table_to_matrix
+
+    store = stages.get_store(cfg.store)
+    losses = store.read_stage_table(manifest["losses"]).to_pandas()
+    ids, X = table_to_matrix(store.read_stage_table(manifest["embeddings"]))
+    row = {i: r for r, i in enumerate(ids)}
+    X = X[[row[i] for i in losses["id"]]]
+    test = np.array([is_test_id(i, seed=cfg.audit.seed, test_fraction=cfg.audit.test_fraction)
+                     for i in losses["id"]])
+    attributes = losses[[f"attr__{a}" for a in image_data.BOOL_ATTRIBUTES]].copy()
+    attributes.columns = list(image_data.BOOL_ATTRIBUTES)
+    attributes.insert(0, "shape", [image_data.SHAPES[int(i)] for i in losses["label"]])
+    return {"X": X, "loss": losses["loss"].to_numpy(), "correct": losses["correct"].to_numpy(dtype=bool),
+            "test": test, "attributes": attributes.astype({a: bool for a in image_data.BOOL_ATTRIBUTES})}
+
+
+def baseline_scores(data: dict[str, Any], encoder) -> dict[str, Any]:
+    """Each baseline's held-out Spearman and attribute agreement (same split, same phrases)."""
+    X, loss, test = data["X"], data["loss"], data["test"]
+    attrs = data["attributes"][test].reset_index(drop=True)
+    measured = np.array([evaluation.attribute_disparity(loss[test], attrs[a].to_numpy())["signed"]
+                         for a in image_data.BOOL_ATTRIBUTES])
+    yes = encoder.encode_text([image_data.ATTRIBUTE_PHRASES[a][0] for a in image_data.BOOL_ATTRIBUTES])
+    no = encoder.encode_text([image_data.ATTRIBUTE_PHRASES[a][1] for a in image_data.BOOL_ATTRIBUTES])
+    # the baselines see text as raw embeddings; centring both sides on the image mean is the
+    # same correction the diagnosers' gap="center" applies, so the comparison is fair
+    shift = X[~test].mean(axis=0) - np.concatenate([yes, no]).mean(axis=0)
+    out = {}
+    for name in BASELINES:
+        model = make_baseline(name)
+        model = (model.fit(X[~test], loss[~test], wrong=~data["correct"][~test])
+                 if name == "error-direction" else model.fit(X[~test], loss[~test]))
+        agree = evaluation.disparity_agreement(measured, model.predict(yes + shift) - model.predict(no + shift))
+        out[name] = {"spearman": evaluation.correlations(model.predict(X[test]), loss[test])["spearman"][0],
+                     "kendall": agree["kendall"][0], "sign_accuracy": agree["sign_accuracy"]}
+    return out
+
+
+def modality_gap(data: dict[str, Any], encoder, *, seed: int = 0) -> dict[str, float]:
+    """Mean cosine image-to-own-caption and image-to-other-captions, raw and after centring."""
+    test = data["test"]
+    X = data["X"][test]
+    rng = np.random.default_rng(seed)
+    T = encoder.encode_text([image_data.caption(r, rng) for r in data["attributes"][test].to_dict("records")])
+
+    def cosines(A: np.ndarray, B: np.ndarray) -> tuple[float, float]:
+        A = A / np.linalg.norm(A, axis=1, keepdims=True)
+        B = B / np.linalg.norm(B, axis=1, keepdims=True)
+        sims = A @ B.T
+        own = float(np.diag(sims).mean())
+        other = float((sims.sum() - np.trace(sims)) / (len(A) * (len(A) - 1)))
+        return own, other
+
+    raw = cosines(X, T)
+    centred = cosines(X - X.mean(axis=0), T - T.mean(axis=0))
+    return {"own_raw": raw[0], "other_raw": raw[1], "own_centred": centred[0], "other_centred": centred[1],
+            "centroid_distance": float(np.linalg.norm(X.mean(axis=0) - T.mean(axis=0)))}
+
+
+def gap_none(data: dict[str, Any], encoder, cfg: Settings) -> dict[str, Any]:
+    """The audit's analysis refitted on the same split with gap="none" (analyse's text mode)."""
+    from llm2loss.analysis import analyse
+    from llm2loss.vocab import vocabularies_for
+
+    test = data["test"]
+    # modality="text" is how analyse fits gap="none": phrases are then compared with the data raw
+    result = analyse(
+        X_train=data["X"][~test], loss_train=data["loss"][~test], X_test=data["X"][test],
+        loss_test=data["loss"][test], correct_test=data["correct"][test],
+        attributes_test=data["attributes"][test].drop(columns=["shape"]).reset_index(drop=True),
+        text_encoder=encoder, settings=cfg.audit, vocabularies=vocabularies_for("image", None),
+        attribute_phrases=image_data.ATTRIBUTE_PHRASES, modality="text")
+    return result.metrics
+
+
+def verdict_figures(metrics: dict[str, Any]) -> dict[str, Any] | None:
+    """Coverage and confident-wrong rate of the audit's attribute verdicts (None: no verdicts).
+
+    Coverage: share of attribute pairs with a stated verdict ("a worse" / "b worse"); confident-
+    wrong: share of stated verdicts whose direction contradicts the measured held-out disparity.
+    """
+    rows = metrics["attributes"].get("rows", [])
+    if not rows or "verdict" not in rows[0]:
+        return None
+    stated = [r for r in rows if r["verdict"] in ("a worse", "b worse")]
+    wrong = [r for r in stated if (r["verdict"] == "a worse") != (r["measured"]["loss"]["signed"] > 0)]
+    retrieved = {(c["a"], c["b"]): c.get("measured_diff") for c in metrics["comparisons"].get("rows", [])}
+    contradicted = [r["attribute"] for r in rows
+                    if (d := retrieved.get((r["phrase_attr"], r["phrase_not"]))) is not None
+                    and d * r["measured"]["loss"]["signed"] < 0]
+    return {"n": len(rows), "stated": len(stated), "wrong": len(wrong), "contradicted": contradicted,
+            "retrieved_gap": {r["attribute"]: retrieved.get((r["phrase_attr"], r["phrase_not"]))
+                              for r in rows},
+            "coverage": len(stated) / len(rows),
+            "confident_wrong": len(wrong) / len(stated) if stated else None,
+            "verdicts": {r["attribute"]: r["verdict"] for r in rows},
+            "reasons": {r["attribute"]: r.get("reason") for r in rows if r.get("reason")},
+            "track_record": metrics["attributes"].get("track_record")}
+
+
+def headline(metrics: dict[str, Any]) -> dict[str, Any]:
+    """Spearman per loss diagnoser, attribute agreement (loss) per diagnoser, familiarity AUROCs."""
+    validity = {r["diagnoser"]: r["ensemble_mean"]["spearman"]["r"] for r in metrics["validity"]}
+    agreement = {a["diagnoser"]: {"kendall": a["kendall"]["r"], "sign_accuracy": a["sign_accuracy"]}
+                 for a in metrics["attributes"]["agreement"] if a["metric"] == "loss" and "kendall" in a}
+    primary = metrics["familiarity"].get("diagnoser")
+    auroc = {r["out_of_domain"]: r["auroc"] for r in metrics["familiarity"].get("auroc", [])
+             if r["diagnoser"] == primary}
+    rows = {r["attribute"]: {"measured": r["measured"]["loss"]["signed"],
+                             "rank-mlp": r["predicted"].get("rank-mlp", {}).get("signed")}
+            for r in metrics["attributes"].get("rows", [])}
+    return {"spearman": validity, "agreement": agreement, "auroc": auroc, "familiarity": primary,
+            "attributes": rows, "gap": metrics["data"]["gap"], "verdicts": verdict_figures(metrics)}
+
+
+def measure(args: argparse.Namespace, log=print) -> dict[str, Any]:
+    """Build (or reuse) the data, audit through the flow, and compute every figure."""
+    from distributed import LocalCluster
+    from prefect.testing.utilities import prefect_test_harness
+
+    from llm2loss.encoders import build_encoder
+
+    started = time.perf_counter()
+    data_files = image_bench_data.build(args.folder, args.scale, log=log)
+    build_seconds = time.perf_counter() - started
+    encoder = build_encoder(data_files.clip.spec, device="cpu")
+    release = image_bench_data.image_release(data_files)
+    audit_frame = pd.read_csv(data_files.manifest)
+    images = [image_data.draw_scene(r, image_bench_data.AUDIT_SEED * 1_000_003 + i)
+              for i, r in enumerate(audit_frame.assign(shape=audit_frame["label"]).to_dict("records"))]
+    zero_shot = image_clip.zero_shot_accuracy(encoder, images, audit_frame.assign(shape=audit_frame["label"]))
+    log(f"zero-shot attribute accuracy: {zero_shot}")
+    with tempfile.TemporaryDirectory(prefix="bench-image-") as tmp:
+        with prefect_test_harness(server_startup_timeout=120), LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+            dashboard_address="127.0.0.1:0",
+        ) as cluster:
+            manifest, cfg, flow_seconds = run_flow(
+                release, data_files.cnn_weights, StoreSettings(uri=str(Path(tmp) / "store")), members=args.members,
+                shard_size=args.shard_size, cluster_address=cluster.scheduler_address,
+                cache_dir=str(Path(tmp) / "cache"))
+        log(f"audit flow: {flow_seconds:.0f} s")
+        from llm2loss import audit as stages
+
+        metrics = stages.get_store(cfg.store).read_json(manifest["metrics"])
+        data = audit_tables(cfg, manifest)
+        report_html = stages.get_store(cfg.store).read_bytes(manifest["report"]).decode("utf-8")
+    t = time.perf_counter()
+    none = gap_none(data, encoder, cfg)
+    log(f"gap='none' refit: {time.perf_counter() - t:.0f} s")
+    return {
+        "scale": args.scale, "n": int(len(data["loss"])), "n_test": int(data["test"].sum()),
+        "error_rate": float(1 - data["correct"][data["test"]].mean()),
+        "build_seconds": build_seconds, "flow_seconds": flow_seconds,
+        "build_times": image_bench_data.build_times(data_files),
+        "stage_seconds": manifest.get("summary", {}).get("stage_seconds"),
+        "zero_shot": zero_shot, "center": headline(metrics), "none": headline(none),
+        "baselines": baseline_scores(data, encoder), "modality_gap": modality_gap(data, encoder),
+        "report_thumbnails": report_html.count('<img class="thumb"'),
+        "encoder_spec": release.encoder, "planted": list(image_bench_data.image_model.PLANTED),
+    }
+
+
+def _f(x: Any, digits: int = 2) -> str:
+    return "n/a" if x is None else f"{x:.{digits}f}"
+
+
+def built(r: dict[str, Any]) -> str:
+    """How long building the data took, as recorded when it was built (it may be reused)."""
+    t = r.get("build_times") or {}
+    parts = [f"{k} {v:.0f} s" for k, v in t.items()]
+    return ("data reused from the cache, built by `make image-bench-data` in: " + ", ".join(parts)
+            if parts else f"data built or reused in {r['build_seconds']:.0f} s")
+
+
+def summarise(r: dict[str, Any]) -> list[str]:
+    """The `## Image` section's lines (after the heading)."""
+    c, n, b, g, z = r["center"], r["none"], r["baselines"], r["modality_gap"], r["zero_shot"]
+    best_base = max(b, key=lambda k: b[k]["spearman"])
+    lines = [
+        f"One run on {platform.machine()} ({os.cpu_count()} CPUs, shared), scale `{r['scale']}`: "
+        f"{r['n']} generated 32 px shape scenes (held out {r['n_test']}), audited through the "
+        f"`audit-release` flow (Prefect test-harness API, Dask LocalCluster of 2 workers, local "
+        f"store) in {r['flow_seconds']:.0f} s; {built(r)}. "
+        f"Audited model: the zoo ResNet-18 telling the shape, trained with planted slices "
+        f"({'; '.join(r['planted'])}); held-out error rate {r['error_rate']:.2f}. Encoder: an "
+        f"open_clip CLIP (ModifiedResNet image tower, 2-layer text transformer, open_clip's "
+        f"ClipLoss) trained here on CPU and loaded by path as `open_clip:shapes-clip//<dir>/"
+        f"shapes-clip.safetensors?config=<dir>/shapes-clip.json`.",
+        "",
+        f"Encoder zero-shot attribute accuracy (nearest prompt, all audit images): mean "
+        f"**{z['mean']:.3f}** (target >= {TARGETS['zero_shot']}); "
+        + ", ".join(f"{k} {v:.2f}" for k, v in z.items() if k != "mean") + ".",
+        "",
+        "| method | held-out Spearman | attribute Kendall | sign accuracy |",
+        "|---|---|---|---|",
+    ]
+    for name in LOSS_DIAGNOSERS:
+        if name in c["spearman"]:
+            a = c["agreement"].get(name, {})
+            lines.append(f"| {name} (gap=center) | {_f(c['spearman'][name], 3)} | {_f(a.get('kendall'))} | "
+                         f"{_f(a.get('sign_accuracy'))} |")
+    for name in LOSS_DIAGNOSERS:
+        if name in n["agreement"]:
+            a = n["agreement"][name]
+            lines.append(f"| {name} (gap=none) | {_f(n['spearman'][name], 3)} | {_f(a['kendall'])} | "
+                         f"{_f(a['sign_accuracy'])} |")
+    for name, v in b.items():
+        lines.append(f"| baseline {name} | {_f(v['spearman'], 3)} | {_f(v['kendall'])} | {_f(v['sign_accuracy'])} |")
+    lines += [
+        "",
+        "Attributes (held-out loss disparity attr - not attr, measured vs rank-mlp's predicted "
+        "score gap, gap=center): " + "; ".join(
+            f"{k} {_f(v['measured'])} / {_f(v['rank-mlp'])}" for k, v in c["attributes"].items()) + ".",
+        "",
+        "Familiarity AUROC, in-domain shape phrases vs each out-of-domain vocabulary "
+        f"({c['familiarity']}): gap=center " + ", ".join(f"{k} {v:.2f}" for k, v in c["auroc"].items())
+        + "; gap=none " + ", ".join(f"{k} {v:.2f}" for k, v in n["auroc"].items()) + ".",
+        "",
+        f"Modality gap (held-out images vs a generated caption each): mean cosine to the own "
+        f"caption {g['own_raw']:.2f} raw -> {g['own_centred']:.2f} centred, to other images' "
+        f"captions {g['other_raw']:.2f} -> {g['other_centred']:.2f}; distance between the image "
+        f"and caption centroids {g['centroid_distance']:.2f}.",
+        "",
+        f"Verdict: rank-mlp Spearman {_f(c['spearman'].get('rank-mlp'), 3)} vs best baseline "
+        f"{best_base} {_f(b[best_base]['spearman'], 3)}. The HTML report holds "
+        f"{r['report_thumbnails']} thumbnails of example samples.",
+        "",
+    ]
+    for label, h in (("gap=center", c), ("gap=none", n)):
+        v = h["verdicts"]
+        if v is None:
+            lines.append(f"Trust verdicts ({label}): not available in this version of the analysis.")
+            continue
+        lines.append(
+            f"Trust verdicts ({label}, attribute pairs): coverage {v['coverage']:.2f} ({v['stated']} of "
+            f"{v['n']} stated), confident-wrong {_f(v['confident_wrong'])} ({v['wrong']} wrong); "
+            + ", ".join(f"{k}: {w}" for k, w in v["verdicts"].items()) + ". Attributes where the "
+            "samples retrieved for the pair measure a gap of the other sign than the labelled "
+            "disparity: " + (", ".join(f"{k} (retrieved {_f(v['retrieved_gap'][k])} vs labelled "
+                                     f"{_f(h['attributes'][k]['measured'])})" for k in v["contradicted"])
+                             or "none") + ".")
+    met = {
+        "zero-shot >= 0.8": z["mean"] >= TARGETS["zero_shot"],
+        "Kendall >= 0.6": (c["agreement"].get("rank-mlp", {}).get("kendall") or 0) >= TARGETS["kendall"],
+        "sign accuracy >= 0.85": (c["agreement"].get("rank-mlp", {}).get("sign_accuracy") or 0)
+        >= TARGETS["sign_accuracy"],
+        "familiarity AUROC >= 0.9": bool(c["auroc"]) and min(c["auroc"].values()) >= TARGETS["auroc"],
+        "Spearman above the best baseline": (c["spearman"].get("rank-mlp") or 0) > b[best_base]["spearman"],
+        "confident-wrong <= 0.10": c["verdicts"] is not None
+        and (c["verdicts"]["confident_wrong"] or 0) <= 0.10,
+    }
+    lines += ["", "Targets (rank-mlp, gap=center): " + "; ".join(
+        f"{k} {'met' if ok else '**not met**'}" for k, ok in met.items()) + "."]
+    return lines
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--scale", default="full", choices=sorted(image_bench_data.SCALES))
+    ap.add_argument("--folder", type=Path, default=image_bench_data.CACHE)
+    ap.add_argument("--members", type=int, default=5)
+    ap.add_argument("--shard-size", type=int, default=1000)
+    ap.add_argument("--no-write", action="store_true")
+    ap.add_argument("--rerender", action="store_true", help="rebuild the text from the last raw results")
+    args = ap.parse_args()
+    raw = args.folder.expanduser() / f"last-results-{args.scale}.json"
+    if args.rerender:
+        result = json.loads(raw.read_text())
+    else:
+        result = measure(args)
+        raw.write_text(json.dumps(result, indent=2, default=float))
+    lines = summarise(result)
+    print("\n".join(lines))
+    if not args.no_write:
+        write_section([SECTION, "", *lines])
+        print(f"wrote the {SECTION} section of {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()

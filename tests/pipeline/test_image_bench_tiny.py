@@ -1,0 +1,91 @@
+"""The image benchmark's tiny version through the audit flow, end to end (Prefect, Dask, SeaweedFS).
+
+Everything is built here in seconds (`benchmarks/image_bench_data.py`, scale `tiny`): 240
+generated shape scenes, a small open_clip CLIP trained for one epoch with open_clip's ClipLoss and
+saved as config JSON + safetensors, and a ResNet-18 with planted failure slices trained for one
+epoch. The release loads that CLIP by path (`open_clip:shapes-clip//<dir>/...safetensors?config=`)
+in the Dask worker processes, as a user's checkpoint. The figures of this tiny world mean nothing;
+the test checks that every part the benchmark reads is there and well-formed, and that the HTML
+report shows the example samples behind its findings as thumbnails.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+
+import bench_image  # noqa: E402
+import image_bench_data  # noqa: E402
+import image_clip  # noqa: E402
+import image_data  # noqa: E402
+
+from llm2loss.config import StoreSettings  # noqa: E402
+from llm2loss.encoders import build_encoder  # noqa: E402
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> image_bench_data.BenchData:
+    return image_bench_data.build(tmp_path_factory.mktemp("image-bench"), "tiny", log=lambda _: None)
+
+
+def test_generated_scenes_are_deterministic_and_captions_name_their_attributes() -> None:
+    rng = np.random.default_rng(0)
+    rows = image_data.sample_attributes(50, rng)
+    a = np.asarray(image_data.render(rows, seed=1)[7])
+    assert np.array_equal(a, np.asarray(image_data.render(rows, seed=1)[7]))
+    assert a.shape == (image_data.SIZE, image_data.SIZE, 3)
+    for row in rows.to_dict("records"):
+        words = {w.rstrip(".").removesuffix("s") for w in image_data.caption(row, rng).split()}
+        assert row["shape"] in words or "shape" in words
+        assert ("two" in words) == bool(row["two"])
+        wrong = [image_data.WORDS[k][1 if row[k] else 0] for k in ("red", "small", "striped", "dark")]
+        assert not set(wrong) & words  # a caption never names the other value
+
+
+def test_tiny_image_benchmark_audits_through_the_flow(prefect_server, s3_store, dask_cluster, tiny) -> None:
+    assert tiny.clip.exists() and tiny.cnn_weights.is_file()
+    release = image_bench_data.image_release(tiny, model="shapes-cnn-tiny")
+    assert release.encoder.startswith(f"open_clip:{image_clip.NAME}//") and "?config=" in release.encoder
+    encoder = build_encoder(release.encoder, device="cpu")
+    assert encoder.dim == image_clip.CONFIG["embed_dim"]
+
+    store = StoreSettings(uri=s3_store.uri, endpoint_url=s3_store.endpoint_url)
+    manifest, cfg, _ = bench_image.run_flow(
+        release, tiny.cnn_weights, store, members=2, shard_size=100, archs=("mlp",),
+        cluster_address=dask_cluster.scheduler_address, cache_dir=str(tiny.folder / "cache"))
+    assert manifest["status"] == "completed"
+    assert manifest["summary"]["samples_used"] == image_bench_data.SCALES["tiny"].audit_images
+
+    from llm2loss import audit as stages
+
+    metrics = stages.get_store(cfg.store).read_json(manifest["metrics"])
+    assert metrics["data"]["gap"] == "center" and metrics["data"]["dim"] == encoder.dim
+    assert {r["attribute"] for r in metrics["attributes"]["rows"]} == set(image_data.BOOL_ATTRIBUTES)
+    html = stages.get_store(cfg.store).read_bytes(manifest["report"]).decode("utf-8")
+    assert '<img class="thumb" src="data:image/png;base64,' in html  # example samples are shown
+    figures = bench_image.headline(metrics)
+    verdicts = figures["verdicts"]
+    assert verdicts["n"] == len(image_data.BOOL_ATTRIBUTES) and 0 <= verdicts["coverage"] <= 1
+    assert set(verdicts["verdicts"].values()) <= {"a worse", "b worse", "uncertain"}
+    assert set(figures["spearman"]) >= {"rank-mlp", "regress-mlp"}
+    assert figures["auroc"] and all(0.0 <= v <= 1.0 for v in figures["auroc"].values())
+
+    data = bench_image.audit_tables(cfg, manifest)
+    assert len(data["X"]) == len(data["loss"]) == manifest["summary"]["samples_used"]
+    assert data["loss"].std() > 0 and 0 < data["test"].mean() < 1
+    gap = bench_image.modality_gap(data, encoder)
+    assert -1 <= gap["own_centred"] <= 1 and gap["centroid_distance"] > 0
+    base = bench_image.baseline_scores(data, encoder)
+    assert set(base) == {"ridge", "knn", "error-direction"}
+    assert all(-1 <= v["spearman"] <= 1 and 0 <= v["sign_accuracy"] <= 1 for v in base.values())
+    zero_shot = image_clip.zero_shot_accuracy(
+        encoder, image_data.render(data["attributes"].head(60), seed=5), data["attributes"].head(60))
+    assert set(zero_shot) == {*image_data.ZERO_SHOT_PROMPTS, "mean"}
+    assert all(0.0 <= v <= 1.0 for v in zero_shot.values())
