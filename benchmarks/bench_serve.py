@@ -124,6 +124,7 @@ def main() -> None:
     parser.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
     args = parser.parse_args()
     model, version = args.ref.split("@", 1)
+    load = os.getloadavg()[0]  # the machine may be shared: say how busy it was
 
     with tempfile.TemporaryDirectory(prefix="bench-serve-") as tmp:
         built = args.store is None
@@ -152,7 +153,8 @@ def main() -> None:
     verdict = lambda value, target: "meets" if value <= target else "MISSES"  # noqa: E731
     lines = [
         SECTION, "",
-        f"`llm2loss serve` on {platform.node() or 'this machine'} ({os.cpu_count()} CPUs), audit "
+        f"`llm2loss serve` on {platform.node() or 'this machine'} ({os.cpu_count()} CPUs, load average "
+        f"{load:.1f} at the start), audit "
         f"{args.ref} ({'built here: ' + str(args.limit) + ' e-mails, 5-member rank + familiarity MLPs, MiniLM' if built else store}); "
         f"the service in a child process, asked over HTTP on 127.0.0.1 through ServiceClient; "
         f"{args.repeats} calls each, every one about phrases not asked before. One run:",
