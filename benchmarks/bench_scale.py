@@ -125,6 +125,43 @@ class PeakRSS:
         self.peak = max(self.peak, self._proc.memory_info().rss)
 
 
+class GroundingTimer:
+    """Seconds spent, inside one train_and_analyse, in grounding and validity (issue 13's cost
+    target): the held-out Reference, grounded estimates and comparisons, 0-shot AUROCs and the
+    held-out table written for queries. The functions are wrapped for the duration only."""
+
+    TIMED = (("llm2loss.analysis.grounded", ("build_reference", "ground_estimates",
+                                              "grounded_comparisons", "attribute_truth")),
+             ("llm2loss.audit", ("write_held_out", "_previews")))
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self._saved: list[tuple[Any, str, Any]] = []
+
+    def _wrap(self, fn: Any) -> Any:
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.seconds += time.perf_counter() - start
+        return timed
+
+    def __enter__(self) -> "GroundingTimer":
+        import importlib
+
+        for module_name, names in self.TIMED:
+            module = importlib.import_module(module_name)
+            for name in names:
+                self._saved.append((module, name, getattr(module, name)))
+                setattr(module, name, self._wrap(getattr(module, name)))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for module, name, fn in self._saved:
+            setattr(module, name, fn)
+
+
 def measure(store_uri: str, n: int, members: int, objectives: list[str], archs: list[str],
             analyse: bool) -> dict[str, Any]:
     """Time and peak memory of the analysis stage over the store of size n (run in a child)."""
@@ -157,11 +194,13 @@ def measure(store_uri: str, n: int, members: int, objectives: list[str], archs: 
         return row
 
     base2 = psutil.Process().memory_info().rss
+    grounding = GroundingTimer()
     start = time.perf_counter()
-    with PeakRSS() as total_peak:
+    with PeakRSS() as total_peak, grounding:
         metrics = stages.train_and_analyse(store_settings, release, plan, settings)
     total_s = time.perf_counter() - start
     return row | {
+        "grounding_s": grounding.seconds,
         "total_s": total_s, "total_peak_x": (total_peak.peak - base2) / matrix_bytes,
         "total_peak_mb": (total_peak.peak - base2) / 2**20,
         "diagnosers": len(metrics.get("validity", [])),
@@ -207,14 +246,16 @@ def render(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
         f"generated {DIM}-d embeddings in {PART_ROWS}-row parts. Peak = resident memory above the "
         "process's baseline, as a multiple of the embedding matrix (N x 384 x 4 bytes).", "",
         "| N | matrix MB | load s | load peak / matrix | train+analyse s | train+analyse peak / matrix "
-        "| peak MB | diagnosers |",
-        "|---|---|---|---|---|---|---|---|",
+        "| peak MB | diagnosers | grounding + validity s (share) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         if "total_s" in r:
-            rest = f"{r['total_s']:.1f} | {r['total_peak_x']:.2f} | {r['total_peak_mb']:.0f} | {r['diagnosers']}"
+            share = r.get("grounding_s", float("nan")) / r["total_s"]
+            rest = (f"{r['total_s']:.1f} | {r['total_peak_x']:.2f} | {r['total_peak_mb']:.0f} | "
+                    f"{r['diagnosers']} | {r.get('grounding_s', float('nan')):.2f} ({share:.1%})")
         else:
-            rest = "not run | | |"
+            rest = "not run | | | |"
         lines.append(f"| {r['n']} | {r['matrix_mb']:.0f} | {r['load_s']:.2f} | {r['load_peak_x']:.2f} | {rest} |")
     lines += ["", f"Growth of train+analyse time: {', '.join(growth(rows, 'total_s')) or 'one size only'}.",
               f"Growth of train+analyse peak memory: {', '.join(growth(rows, 'total_peak_mb')) or 'one size only'}.",
