@@ -460,13 +460,10 @@ def dumps(obj: Any) -> str:
 
 
 def audit_manifest(store_settings: StoreSettings, model: str, version: str) -> dict[str, Any] | None:
-    """The manifest of a completed audit, or None while there is none."""
-    store = get_store(store_settings)
-    key = layout.audit_manifest_key(model, version)
-    if not store.exists(key):
-        return None
-    manifest = check_audit_manifest(store.read_json(key), model, version)
-    return manifest if manifest.get("status") == "completed" else None
+    """The manifest of a completed audit, or None while there is none (`audits.finished_manifest`)."""
+    from llm2loss import audits
+
+    return audits.finished_manifest(get_store(store_settings), model, version)
 
 
 def previous_audit(store_settings: StoreSettings, release: ReleaseSpec, plan: AuditPlan) -> dict[str, Any] | None:
@@ -635,17 +632,7 @@ def write_audit_manifest(
 
 
 def local_report_path(cfg: Any, manifest: dict[str, Any]) -> Path:
-    """A local path of an audit's index.html: in place for a folder store, else downloaded."""
-    store = get_store(cfg.store)
-    model = safe_name(manifest.get("model"), "model name")
-    version = safe_name(manifest.get("version"), "version")
-    key = check_audit_manifest(manifest, model, version)["report"]  # inside the report folder
-    if store.is_local:
-        return contained_path(Path(store.uri).resolve(), key)
-    dest = contained_path(Path(cfg.cache_dir).expanduser() / "reports", model, version)
-    folder, _, page = key.rpartition("/")
-    for name in store.list(f"{folder}/"):
-        rel = name[len(folder) + 1 :]
-        if "/" not in rel:  # the report's own files only
-            store.download(name, contained_path(dest, rel))
-    return contained_path(dest, page)
+    """A local path of an audit's index.html (`audits.local_report_path`)."""
+    from llm2loss import audits
+
+    return audits.local_report_path(get_store(cfg.store), manifest, cfg.cache_dir)

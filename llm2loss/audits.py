@@ -14,6 +14,7 @@ from llm2loss import layout
 from llm2loss.config import StoreSettings
 from llm2loss.errors import NotFoundError
 from llm2loss.store import ArtifactStore
+from llm2loss.store_checks import check_audit_manifest, contained_path, safe_name
 
 REGRESSION_FILE = "regression.json"
 
@@ -28,7 +29,8 @@ def finished_manifest(store: ArtifactStore, model: str, version: str) -> dict[st
     key = layout.audit_manifest_key(model, version)
     if not store.exists(key):
         return None
-    manifest = store.read_json(key)
+    # read from a store others can write to: names and keys checked before any is used
+    manifest = check_audit_manifest(store.read_json(key), model, version)
     return manifest if manifest.get("status") == "completed" else None
 
 
@@ -60,11 +62,17 @@ def regression_of(store: ArtifactStore, manifest: dict[str, Any]) -> dict[str, A
 
 def local_report_path(store: ArtifactStore, manifest: dict[str, Any], cache_dir: str) -> Path:
     """A local path of the audit's index.html: in place for a folder store, else downloaded
-    (with the report's figures) under `<cache_dir>/reports/<model>/<version>/`."""
-    key = manifest["report"]
+    (with the report's own files) under `<cache_dir>/reports/<model>/<version>/`. The manifest
+    is checked again and every path is kept inside the store or that folder."""
+    model = safe_name(manifest.get("model"), "model name")
+    version = safe_name(manifest.get("version"), "version")
+    key = check_audit_manifest(manifest, model, version)["report"]  # inside the report folder
     if store.is_local:
-        return Path(store.uri).resolve() / key
-    dest = Path(cache_dir).expanduser() / "reports" / manifest["model"] / manifest["version"]
-    for name in store.list(key.rsplit("/", 1)[0]):
-        store.download(name, dest / name.rsplit("/", 1)[-1])
-    return dest / "index.html"
+        return contained_path(Path(store.uri).resolve(), key)
+    dest = contained_path(Path(cache_dir).expanduser() / "reports", model, version)
+    folder, _, page = key.rpartition("/")
+    for name in store.list(f"{folder}/"):
+        rel = name[len(folder) + 1 :]
+        if "/" not in rel:  # the report's own files only
+            store.download(name, contained_path(dest, rel))
+    return contained_path(dest, page)

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit
 
-from llm2loss import audit, layout
+from llm2loss import audit
 from llm2loss.config import StoreSettings
 from llm2loss.errors import DataError, NotFoundError
 from llm2loss.phrases import MAX_PHRASE_CHARS, normalise_phrases  # noqa: F401 (re-exported)
@@ -42,23 +42,11 @@ def validate_phrases(phrases: list[str]) -> list[str]:
 
 
 def completed_manifest(store_settings: StoreSettings, model: str, version: str) -> dict[str, Any]:
-    """The manifest of the finished audit of `model@version`.
+    """The manifest of the finished audit of `model@version` (`audits.require_finished`:
+    NotFoundError naming the known releases, or saying how to run an unfinished audit)."""
+    from llm2loss import audits
 
-    Raises NotFoundError naming the known releases for an unknown one, and NotFoundError saying
-    how to run it when the release exists but its audit is not finished.
-    """
-    manifest = audit.audit_manifest(store_settings, model, version)
-    if manifest is not None:
-        return manifest
-    store = audit.get_store(store_settings)
-    if not store.exists(layout.release_key(model, version)):
-        from llm2loss import registry
-
-        registry.get(store, model, version)  # raises NotFoundError naming the known ones
-    raise NotFoundError(
-        f"the audit of {model}@{version} is not finished: run `llm2loss audit {model}@{version}` "
-        "first (or wait for the running one)"
-    )
+    return audits.require_finished(audit.get_store(store_settings), model, version)
 
 
 class AuditQuery:

@@ -239,7 +239,7 @@ def test_unexpected_failure_is_one_line_and_debug_shows_it(cli, store_with_relea
     def bug(*_args, **_kwargs):
         raise AttributeError("'list' object has no attribute 'get'")
 
-    monkeypatch.setattr("llm2loss.audit.audit_manifest", bug)
+    monkeypatch.setattr("llm2loss.audits.finished_manifest", bug)
     result = cli("report", "toy@v1", "--store", store_with_release)
     assert_one_line_error(result, "unexpected AttributeError", "LLM2LOSS_DEBUG=1")
     debug = cli("report", "toy@v1", "--store", store_with_release, env={"LLM2LOSS_DEBUG": "1"})
