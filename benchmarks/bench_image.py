@@ -38,7 +38,6 @@ from typing import Any
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
@@ -348,6 +347,8 @@ def summarise(r: dict[str, Any]) -> list[str]:
 
 
 def main() -> None:
+    # quiet Prefect for the benchmark's own run only (at import it would leak into a test session)
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--scale", default="full", choices=sorted(image_bench_data.SCALES))
     ap.add_argument("--folder", type=Path, default=image_bench_data.CACHE)

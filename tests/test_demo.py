@@ -60,7 +60,7 @@ def test_demo_without_a_prefect_server_starts_one_temporary_server_for_all_proce
     import sys
 
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
-    env.update(PREFECT_HOME=str(tmp_path / "prefect"), LLM2LOSS_CACHE_DIR=str(cache_dir),
+    env.update(PREFECT_LOGGING_LEVEL="INFO", PREFECT_HOME=str(tmp_path / "prefect"), LLM2LOSS_CACHE_DIR=str(cache_dir),
                PREFECT_SERVER_ANALYTICS_ENABLED="false", HF_HUB_OFFLINE="1")
     proc = subprocess.run(
         [sys.executable, "-m", "app.cli", "demo", "--limit", "40", "--store", str(tmp_path / "store")],

@@ -48,7 +48,7 @@ def test_audit_new_releases_audits_each_release_once_on_one_cluster(spam_release
         registry.register(store, release, weights_file=weights)
     cfg = small_settings(store_settings, "", cache_dir)
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL" and not k.startswith("LLM2LOSS_")}
-    env.update(PREFECT_HOME=str(tmp_path / "prefect"), PREFECT_SERVER_ANALYTICS_ENABLED="false",
+    env.update(PREFECT_LOGGING_LEVEL="INFO", PREFECT_HOME=str(tmp_path / "prefect"), PREFECT_SERVER_ANALYTICS_ENABLED="false",
                LLM2LOSS_STORE__URI=store_settings.uri, LLM2LOSS_AUDIT=cfg.audit.model_dump_json(),
                LLM2LOSS_CACHE_DIR=str(cache_dir), HF_HUB_OFFLINE="1", PYTHONPATH=str(REPO))
 
