@@ -217,8 +217,10 @@ def _comparison(row: dict[str, Any]) -> Finding:
                        f"{_measured_gap(row, -1.0)}.", verdict=said, severity="medium",
                        examples=examples)
     reason = reason or "no measurement backs the prediction"
-    evidence = (_measured_gap(row, 1.0).removeprefix("; ") if "P(a worse" in reason
-                else f"P(a worse than b) = {_n(p)}{_measured_gap(row, 1.0)}")
+    parts = [] if "P(a worse" in reason else [f"P(a worse than b) = {_n(p)}"]
+    if "measure" not in reason:  # the reason may already state the measured gap
+        parts.append(_measured_gap(row, 1.0).removeprefix("; "))
+    evidence = "; ".join(x for x in parts if x)
     return Finding(f"Uncertain whether '{row['a']}' fails more than '{row['b']}': {reason}"
                    + (f" ({evidence})." if evidence else "."),
                    verdict=UNCERTAIN, reason=reason, examples=examples)
