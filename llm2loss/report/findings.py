@@ -331,8 +331,12 @@ def regression_findings(regression: dict[str, Any]) -> list[Finding]:
         out.append(Finding(f"Measured {row['metric']} disparity of '{row['attribute']}' went from "
                            f"{row['previous']:+.3f} to {row['current']:+.3f}."))
     if regression.get("significant_regression"):
-        out.append(Finding("Significant regression: " + "; ".join(regression.get("reasons", []))
-                           + ".", severity="high"))
+        reasons = list(regression.get("reasons", []))
+        estimated = any(r.startswith(("phrase ", "attribute ")) for r in reasons)
+        label = ("Significant regression by the rule (partly from estimated phrase rises, which "
+                 "are predictions; the measured changes are above): " if estimated
+                 else "Significant regression: ")
+        out.append(Finding(label + "; ".join(reasons) + ".", severity="high"))
     else:
         out.append(Finding("No significant regression by the rule: "
                            + str(regression.get("rule", "")) + "."))
