@@ -49,6 +49,7 @@ class Overview:
     changes: list[Change] = field(default_factory=list)
     regressed: bool | None = None
     reasons: int = 0
+    measured_reasons: int = 0
     biggest_phrase: str | None = None
     stated: int = 0
     uncertain: int = 0
@@ -115,7 +116,10 @@ def overview(metrics: dict[str, Any], regression: dict[str, Any] | None,
         result.previous_release = _release(previous.get("model"), previous.get("version"))
         result.changes = _changes(regression)
         result.regressed = bool(regression.get("significant_regression"))
-        result.reasons = len(regression.get("reasons") or [])
+        reasons = [str(r) for r in regression.get("reasons") or []]
+        result.reasons = len(reasons)
+        # the rule also counts estimated phrase rises; only the others are measured changes
+        result.measured_reasons = sum(not r.startswith(("phrase ", "attribute ")) for r in reasons)
         result.biggest_phrase = _biggest_phrase(regression)
     return result
 
@@ -146,10 +150,15 @@ def _status(view: Overview) -> tuple[str, str]:
     """(label, sentence) of the version-to-version verdict; "baseline" for a first version."""
     if view.regressed is None:
         return "baseline", "First audited version: no previous version to compare against."
-    if view.regressed:
+    if view.regressed and view.measured_reasons:
         return "high", (f"Significant regression against {view.previous_release} "
                         f"({view.reasons} reason{'s' if view.reasons != 1 else ''}, listed under "
                         "What changed).")
+    if view.regressed:  # only estimated phrase rises: a prediction, not a measured regression
+        return "medium", (f"Regression by the rule against {view.previous_release}, from estimated "
+                          f"phrase rises only ({view.reasons} reason{'s' if view.reasons != 1 else ''}"
+                          ", listed under What changed): predictions, no measured change crossed "
+                          "the rule.")
     return "low", f"No significant regression against {view.previous_release}."
 
 

@@ -41,8 +41,12 @@ def test_first_screen_states_the_change_with_its_severity(rendered: RenderedRepo
     text, parser = page
     assert parser.sections[0] == "overview"
     status = _texts(parser, "overview", "p.status")
-    assert status == ["high Significant regression against spam-filter@v1 (5 reasons, listed under "
-                      "What changed)."]
+    # the synthetic regression's 5 reasons are all estimated phrase rises: a prediction, so the
+    # first screen does not state it as a (high) measured regression
+    assert all(r.startswith(("phrase ", "attribute ")) for r in rendered.regression["reasons"])
+    assert status == ["medium Regression by the rule against spam-filter@v1, from estimated phrase "
+                      "rises only (5 reasons, listed under What changed): predictions, no measured "
+                      "change crossed the rule."]
     header, *rows = parser.tables["overall-change"]
     assert header == ["Change since spam-filter@v1", "Previous", "Current", "Ratio", "Severity"]
     said = {f.text.split(" rose ")[0].split(" fell ")[0]: f for f in
@@ -196,3 +200,15 @@ def test_the_verdict_block_escapes_what_it_shows(rendered: RenderedReport) -> No
     assert f"Largest phrase rise: &#x27;{html.escape(xss, quote=False)}&#x27;" in block
     markdown = overview_markdown(view, md_escape)
     assert "<script" not in markdown and "&lt;script&gt;" in markdown
+
+
+def test_a_measured_reason_makes_the_regression_high(rendered: RenderedReport) -> None:
+    from llm2loss.report.overview import _status, overview
+
+    regression = dict(rendered.regression)
+    regression["reasons"] = [*regression["reasons"], "measured error-rate disparity of attribute "
+                             "'x' grew from +0.010 to +0.200"]
+    view = overview(rendered.metrics, regression, [])
+    assert view.measured_reasons == 1
+    label, sentence = _status(view)
+    assert label == "high" and sentence.startswith("Significant regression against")

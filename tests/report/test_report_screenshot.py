@@ -24,6 +24,7 @@ FIRST_SCREEN = 1000
 ORDER = ["overview", "findings", "regression", "validity", "familiarity", "discovery",
          "attributes", "comparisons", "summary"]
 BLUE, ORANGE, RED = (0x2B, 0x6C, 0xB0), (0xC0, 0x56, 0x21), (0xC5, 0x30, 0x30)
+AMBER = (0xDD, 0x6B, 0x20)  # the "medium" severity label
 
 def _chromium(chromium: str, tmp_path: Path, width: int, height: int,
               *args: str) -> subprocess.CompletedProcess:
@@ -74,8 +75,9 @@ def test_chromium_renders_the_report(chromium: str, rendered: RenderedReport, tm
     pixels = np.asarray(Image.open(shot).convert("RGB"))
     assert pixels.shape[:2] == (height, width)
     assert pixels[:FIRST_SCREEN].std() > 20  # text and tables, not a blank first screen
-    # the verdict's red "high" label is drawn inside the verdict block
-    assert _share(pixels[int(top):int(bottom)], RED) > 100
+    # the verdict's severity label is drawn inside the verdict block: amber "medium", since the
+    # synthetic regression rests on estimated phrase rises only (no measured change)
+    assert _share(pixels[int(top):int(bottom)], AMBER) > 100
     # every figure is drawn, inside the window, where the layout puts it; familiarity shows
     # its blue (in-domain) and orange (out-of-domain) bars
     images = {name: box for name, *box in layout["images"]}
