@@ -25,7 +25,8 @@ from prefect_dask import DaskTaskRunner
 
 from flows.artifacts import publish_audit_artifacts
 from flows.events import emit_audit_events
-from llm2loss import audit, layout, registry
+from llm2loss import audit, registry
+from llm2loss.store import keys as layout
 from llm2loss import console as stage_console
 from llm2loss.config import DaskSettings, ReleaseSpec, Settings
 from llm2loss.errors import Llm2LossError, NotFoundError

@@ -29,7 +29,7 @@ import pandas as pd
 import pyarrow as pa
 from pydantic import BaseModel, Field, ValidationError
 
-from llm2loss import layout
+from llm2loss.store import keys as layout
 from llm2loss.config import AuditSettings, DatasetSpec, ReleaseSpec, StoreSettings
 from llm2loss.errors import DataError, StoreError
 from llm2loss.held_out import write_held_out

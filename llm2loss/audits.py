@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from llm2loss import layout
+from llm2loss.store import keys as layout
 from llm2loss.config import StoreSettings
 from llm2loss.errors import NotFoundError
 from llm2loss.store import ArtifactStore

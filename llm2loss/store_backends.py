@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from llm2loss.errors import NotFoundError, StoreError
-from llm2loss.layout import check_key
+from llm2loss.store.keys import check_key
 from llm2loss.store_checks import contained_path, lock_body
 
 TMP_MARK = ".llm2loss-tmp-"

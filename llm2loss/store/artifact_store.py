@@ -36,7 +36,7 @@ from pydantic import BaseModel, ValidationError
 
 from llm2loss.config import StoreSettings
 from llm2loss.errors import ConfigError, DataError, NotFoundError, StoreError
-from llm2loss.layout import check_key, manifest_key, part_index, part_key, sidecar_key
+from llm2loss.store.keys import check_key, manifest_key, part_index, part_key, sidecar_key
 from llm2loss.store_backends import TMP_MARK, LocalBackend, S3Backend
 
 log = logging.getLogger(__name__)

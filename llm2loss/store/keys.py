@@ -1,7 +1,7 @@
 """Where every artifact lives in the store: the one place object keys are built.
 
-Each function validates every name it joins (`llm2loss.names.validate_name`) before the name
-becomes part of a key, so a model called `../../x` can never reach outside the store prefix.
+Each function validates every name it joins (`validate_name`, here too) before the name becomes
+part of a key, so a model called `../../x` or `a/b` can never reach outside the store prefix.
 Keys use "/" and are relative to the store root. The layout (see DESIGN.md):
 
     datasets/<dataset>/<fingerprint>/embeddings/<encoder_fp>/part-00000.parquet
@@ -14,8 +14,9 @@ Keys use "/" and are relative to the store root. The layout (see DESIGN.md):
 
 from __future__ import annotations
 
+import re
+
 from llm2loss.errors import ConfigError
-from llm2loss.names import validate_name
 
 RELEASES_ROOT = "releases"
 AUDITS_ROOT = "audits"
@@ -27,22 +28,38 @@ OBJECTIVES = ("rank", "regress", "familiarity")
 ARCHS = ("linear", "mlp")
 WEIGHTS_EXTENSIONS = (".safetensors", ".pt", ".pth")
 
+_NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$")
+
+
+def validate_name(value: object, what: str) -> str:
+    """Return `value` if it is a safe name, else raise ConfigError naming `what`.
+
+    Safe: 1-128 characters from [A-Za-z0-9._-], not starting with '.', so never '.' or '..'.
+    Checked before a name (model, version, dataset, fingerprint) is joined into any key or path.
+    """
+    if not isinstance(value, str) or not _NAME.fullmatch(value):
+        raise ConfigError(
+            f"invalid {what} {value!r}: use 1-128 characters from A-Z a-z 0-9 . _ - "
+            f"(no slashes, no leading dot), e.g. 'v2' or 'spam-filter'"
+        )
+    return value
+
 
 def check_key(key: str) -> str:
     """Return `key` if it is a clean store-relative key, else raise ConfigError.
 
     Clean: non-empty, no leading "/", no empty, "." or ".." segments, no backslashes. The store
-    calls this on every key it is given, as a second line of defence behind the layout.
+    calls this on every key it is given, as a second line of defence behind the builders here.
     """
     if not isinstance(key, str) or not key or key.startswith("/") or "\\" in key:
         raise ConfigError(
             f"invalid store key {key!r}: keys are relative, '/'-separated paths; "
-            "build them with llm2loss.layout"
+            "build them with llm2loss.store.keys"
         )
     if any(part in ("", ".", "..") for part in key.split("/")):
         raise ConfigError(
             f"invalid store key {key!r}: empty, '.' or '..' segments are not allowed; "
-            "build keys with llm2loss.layout"
+            "build keys with llm2loss.store.keys"
         )
     return key
 
