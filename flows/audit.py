@@ -31,7 +31,7 @@ from llm2loss import console as stage_console
 from llm2loss.config import DaskSettings, ReleaseSpec, Settings
 from llm2loss.errors import Llm2LossError, NotFoundError
 from llm2loss.query import validate_phrases
-from llm2loss.store_checks import lock_body
+from llm2loss.store.checks import lock_body
 from llm2loss.vocab import check_vocabularies
 from tasks import audit_tasks as t
 

@@ -23,7 +23,7 @@ from pydantic import ValidationError
 from llm2loss.config import ReleaseSpec
 from llm2loss.errors import ConfigError, NotFoundError, StoreError, WeightsError
 from llm2loss.store import ArtifactStore, PartInfo, keys
-from llm2loss.store_checks import safe_name
+from llm2loss.store.checks import safe_name
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """The artifact store: a local folder (the default) or `s3://bucket/prefix` through boto3.
 
 Everything an audit produces lives here, addressed by store-relative keys built in
-`llm2loss.layout`. Tables are Parquet (embeddings as `fixed_size_list<float32>[dim]`), metadata is
+`llm2loss.store.keys`. Tables are Parquet (embeddings as `fixed_size_list<float32>[dim]`), metadata is
 JSON; nothing is pickled. Writes are atomic for a reader: a local file appears whole through
 `os.replace`, an S3 object appears whole by S3's own semantics.
 
@@ -10,7 +10,7 @@ finally a stage manifest listing the parts. A reader trusts only what a manifest
 each part against its recorded checksum, so a corrupted or deleted part is detected, never read
 as good.
 
-The bytes themselves live in a backend (`llm2loss.store_backends`): a folder or an S3 prefix.
+The bytes themselves live in a backend (`_local`, `_s3`): a folder or an S3 prefix.
 Credentials for S3 come only from the environment or the AWS credential chain; they never appear
 in `uri`, `repr()` or error messages.
 """
@@ -36,8 +36,9 @@ from pydantic import BaseModel, ValidationError
 
 from llm2loss.config import StoreSettings
 from llm2loss.errors import ConfigError, DataError, NotFoundError, StoreError
+from llm2loss.store._local import TMP_MARK, LocalBackend
+from llm2loss.store._s3 import S3Backend
 from llm2loss.store.keys import check_key, manifest_key, part_index, part_key, sidecar_key
-from llm2loss.store_backends import TMP_MARK, LocalBackend, S3Backend
 
 log = logging.getLogger(__name__)
 

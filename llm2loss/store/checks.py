@@ -26,7 +26,6 @@ import numpy as np
 
 from llm2loss.errors import ConfigError, DataError, StoreError
 from llm2loss.store import keys
-from llm2loss.store.keys import validate_name
 
 
 def _untrusted(key: str, problem: str) -> StoreError:
@@ -74,7 +73,7 @@ def check_audit_manifest(manifest: Any, model: str, version: str) -> dict[str, A
 def contained_path(root: Path, *parts: str) -> Path:
     """`root / parts...`, refused with StoreError when it resolves (symlinks followed) outside root.
 
-    Each part must be a safe name (`validate_name`) or a clean key (`keys.check_key`)."""
+    Each part must be a safe name (`keys.validate_name`) or a clean key (`keys.check_key`)."""
     for part in parts:
         keys.check_key(part)
     path = Path(root).joinpath(*(p for part in parts for p in part.split("/")))
@@ -89,10 +88,10 @@ def contained_path(root: Path, *parts: str) -> Path:
 
 
 def safe_name(value: Any, what: str) -> str:
-    """`value` when it is a safe name (see `llm2loss.names`), else StoreError: it came from the
+    """`value` when it is a safe name (see `keys.validate_name`), else StoreError: it came from the
     store, so the fix is to the store, not to the caller's arguments."""
     try:
-        return validate_name(value, what)
+        return keys.validate_name(value, what)
     except ConfigError as exc:
         raise StoreError(f"the store holds an unsafe {what} ({exc}); remove that entry") from None
 
