@@ -11,7 +11,6 @@ immutable: registering an existing version with different content is refused unl
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -26,12 +25,6 @@ from llm2loss.store import ArtifactStore, PartInfo, keys
 from llm2loss.store.checks import safe_name
 
 log = logging.getLogger(__name__)
-
-
-def _file_info(path: Path, key: str) -> PartInfo:
-    with open(path, "rb") as f:
-        digest = hashlib.file_digest(f, "sha256").hexdigest()
-    return PartInfo(key=key, rows=0, sha256=digest, bytes=path.stat().st_size)
 
 
 def _comparable(release: ReleaseSpec) -> dict[str, Any]:
@@ -65,7 +58,7 @@ def register(
                 "or .pt file"
             )
         wkey = keys.weights_key(release.model, release.version, weights_file.suffix.lower())
-        info = _file_info(weights_file, wkey)
+        info = PartInfo.of_file(weights_file, wkey)
         release = release.model_copy(update={"weights": wkey})
     record = {"release": _comparable(release), "weights": None if info is None else info.model_dump()}
     record = json.loads(json.dumps(record, sort_keys=True))  # as it reads back from the store
@@ -249,7 +242,7 @@ def fetch_weights(store: ArtifactStore, release: ReleaseSpec, cache_dir: Path) -
 def _download_weights(
     store: ArtifactStore, key: str, dest: Path, expect: PartInfo | None, release: ReleaseSpec
 ) -> Path:
-    if expect is not None and dest.is_file() and _file_info(dest, key) == expect:
+    if expect is not None and dest.is_file() and PartInfo.of_file(dest, key) == expect:
         return dest
     try:
         store.download(key, dest)
@@ -258,7 +251,7 @@ def _download_weights(
             f"weights {key!r} of {release.ref} are missing from {store.describe()}; register "
             "the release again with its weights file"
         ) from None
-    if expect is not None and _file_info(dest, key) != expect:
+    if expect is not None and PartInfo.of_file(dest, key) != expect:
         os.replace(dest, dest.with_suffix(dest.suffix + ".bad"))
         raise WeightsError(
             f"weights {key!r} of {release.ref} do not match their recorded sha256/size "
