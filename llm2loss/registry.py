@@ -121,15 +121,15 @@ def _release_names(store: ArtifactStore) -> list[tuple[str, str]]:
     """(model, version) of every release.json under releases/ whose names are safe; an entry
     with an unsafe name (`bad name`, `.trash`) is skipped with a warning naming it."""
     names = []
-    for key in store.list(f"{keys.RELEASES_ROOT}/"):
-        parts = key.split("/")
-        if len(parts) == 4 and parts[3] == keys.RELEASE_FILE:
+    for key in store.list(keys.all_releases_prefix()):
+        found = keys.release_names_of(key)
+        if found is not None:
             try:
-                keys.release_key(parts[1], parts[2])
+                keys.release_key(*found)
             except ConfigError as exc:
                 log.warning("skipping %s in %s: %s", key, store.describe(), exc)
                 continue
-            names.append((parts[1], parts[2]))
+            names.append(found)
     return names
 
 

@@ -1,8 +1,8 @@
 """The artifact store: a local folder (the default) or `s3://bucket/prefix` through boto3.
 
 Everything an audit produces lives here, addressed by store-relative keys built in
-`llm2loss.store.keys`. Tables are Parquet (embeddings as `fixed_size_list<float32>[dim]`), metadata is
-JSON; nothing is pickled. Writes are atomic for a reader: a local file appears whole through
+`llm2loss.store.keys`. Tables are Parquet (embeddings as `fixed_size_list<float32>[dim]`),
+metadata is JSON; nothing is pickled. Writes are atomic for a reader: a local file appears whole through
 `os.replace`, an S3 object appears whole by S3's own semantics.
 
 Sharded stages write each part, then its JSON sidecar (`PartInfo`: rows, size, sha256), and

@@ -8,8 +8,12 @@ Keys use "/" and are relative to the store root. The layout (see DESIGN.md):
     releases/<model>/<version>/release.json  (+ weights.<ext>, weights.json, registration.json)
     audits/<model>/<version>/losses/part-00000.parquet
     audits/<model>/<version>/diagnosers/<objective>-<arch>/...
-    audits/<model>/<version>/report/...
+    audits/<model>/<version>/reference/held-out.parquet
+    audits/<model>/<version>/report/...      (index.html, metrics.json, regression.json, ...)
     audits/<model>/<version>/manifest.json   (written last)
+
+A sharded stage's prefix holds `part-00000.parquet`, its sidecar `part-00000.json`, the shard's
+skipped samples `failures-00000.json`, `sharding.json` and, last, `manifest.json`.
 """
 
 from __future__ import annotations
@@ -24,6 +28,9 @@ DATASETS_ROOT = "datasets"
 RELEASE_FILE = "release.json"
 MANIFEST_FILE = "manifest.json"
 SHARDING_FILE = "sharding.json"
+REPORT_INDEX_FILE = "index.html"
+METRICS_FILE = "metrics.json"
+REGRESSION_FILE = "regression.json"
 OBJECTIVES = ("rank", "regress", "familiarity")
 ARCHS = ("linear", "mlp")
 WEIGHTS_EXTENSIONS = (".safetensors", ".pt", ".pth")
@@ -89,6 +96,20 @@ def release_key(model: str, version: str) -> str:
     return f"{release_prefix(model, version)}/{RELEASE_FILE}"
 
 
+def all_releases_prefix() -> str:
+    """The listing prefix under which every release's files lie: `releases/`."""
+    return f"{RELEASES_ROOT}/"
+
+
+def release_names_of(key: str) -> tuple[str, str] | None:
+    """(model, version) when `key` has the shape `releases/<model>/<version>/release.json`, else
+    None. The names are as listed, not validated: check them (`release_key`) before use."""
+    parts = key.split("/")
+    if len(parts) == 4 and parts[0] == RELEASES_ROOT and parts[3] == RELEASE_FILE:
+        return parts[1], parts[2]
+    return None
+
+
 def weights_key(model: str, version: str, suffix: str) -> str:
     """Key of a release's weights file, `weights<suffix>` beside release.json.
 
@@ -125,13 +146,18 @@ def losses_prefix(model: str, version: str) -> str:
     return f"{audit_prefix(model, version)}/losses"
 
 
+def diagnosers_prefix(model: str, version: str) -> str:
+    """Folder holding every diagnoser ensemble of an audit, one `<objective>-<arch>` folder each."""
+    return f"{audit_prefix(model, version)}/diagnosers"
+
+
 def diagnoser_prefix(model: str, version: str, objective: str, arch: str) -> str:
     """Folder of one trained diagnoser ensemble (safetensors + json) of an audit."""
     if objective not in OBJECTIVES:
         raise ConfigError(f"unknown objective {objective!r}: choose one of {', '.join(OBJECTIVES)}")
     if arch not in ARCHS:
         raise ConfigError(f"unknown arch {arch!r}: choose one of {', '.join(ARCHS)}")
-    return f"{audit_prefix(model, version)}/diagnosers/{objective}-{arch}"
+    return f"{diagnosers_prefix(model, version)}/{objective}-{arch}"
 
 
 def held_out_key(model: str, version: str) -> str:
@@ -143,6 +169,26 @@ def held_out_key(model: str, version: str) -> str:
 def report_prefix(model: str, version: str) -> str:
     """Folder of an audit's report (index.html, report.md, metrics.json, figures)."""
     return f"{audit_prefix(model, version)}/report"
+
+
+def report_file_key(model: str, version: str, name: str) -> str:
+    """Key of the file `name` (a safe name, e.g. "report.md" or a figure) in an audit's report."""
+    return f"{report_prefix(model, version)}/{validate_name(name, 'report file name')}"
+
+
+def report_index_key(model: str, version: str) -> str:
+    """Key of an audit report's first page, index.html: what the audit manifest's `report` names."""
+    return report_file_key(model, version, REPORT_INDEX_FILE)
+
+
+def metrics_key(model: str, version: str) -> str:
+    """Key of an audit's metrics.json (every table of the report, as numbers)."""
+    return report_file_key(model, version, METRICS_FILE)
+
+
+def regression_key(model: str, version: str) -> str:
+    """Key of an audit's regression report against the previous version (absent when none)."""
+    return report_file_key(model, version, REGRESSION_FILE)
 
 
 def audit_manifest_key(model: str, version: str) -> str:
@@ -182,6 +228,12 @@ def part_key(prefix: str, index: int) -> str:
 def sidecar_key(prefix: str, index: int) -> str:
     """Key of the JSON sidecar (PartInfo) of part `index`, written after the part."""
     return f"{check_key(prefix)}/part-{_check_index(index):05d}.json"
+
+
+def failures_key(prefix: str, index: int) -> str:
+    """Key of the JSON list of the samples shard `index` of a stage skipped, beside its part:
+    `<prefix>/failures-00003.json`."""
+    return f"{check_key(prefix)}/failures-{_check_index(index):05d}.json"
 
 
 def part_index(key: str) -> int | None:

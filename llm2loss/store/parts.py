@@ -27,7 +27,7 @@ class PartInfo(BaseModel):
 
     @classmethod
     def of_file(cls, path: Path, key: str, rows: int = 0) -> PartInfo:
-        """The PartInfo of the local file `path`, to be stored at `key` (`rows` 0 for non-tables)."""
+        """The PartInfo of the local file `path`, to be stored at `key` (`rows`: 0 if no table)."""
         return cls(key=key, rows=rows, sha256=file_sha256(path), bytes=Path(path).stat().st_size)
 
 

@@ -20,12 +20,23 @@ def test_keys_follow_the_design() -> None:
     assert (
         keys.diagnoser_prefix("spam", "v2", "rank", "mlp") == "audits/spam/v2/diagnosers/rank-mlp"
     )
+    assert keys.diagnosers_prefix("spam", "v2") == "audits/spam/v2/diagnosers"
     assert keys.report_prefix("spam", "v2") == "audits/spam/v2/report"
+    assert keys.report_index_key("spam", "v2") == "audits/spam/v2/report/index.html"
+    assert keys.metrics_key("spam", "v2") == "audits/spam/v2/report/metrics.json"
+    assert keys.regression_key("spam", "v2") == "audits/spam/v2/report/regression.json"
+    assert keys.report_file_key("spam", "v2", "report.md") == "audits/spam/v2/report/report.md"
+    assert keys.held_out_key("spam", "v2") == "audits/spam/v2/reference/held-out.parquet"
+    assert keys.audit_lock_key("spam", "v2") == "audits/spam/v2/audit.lock"
+    assert keys.registration_key("spam", "v2") == "releases/spam/v2/registration.json"
+    assert keys.weights_info_key("spam", "v2") == "releases/spam/v2/weights.json"
     assert keys.audit_manifest_key("spam", "v2") == "audits/spam/v2/manifest.json"
     prefix = keys.losses_prefix("spam", "v2")
     assert keys.part_key(prefix, 3) == "audits/spam/v2/losses/part-00003.parquet"
     assert keys.sidecar_key(prefix, 3) == "audits/spam/v2/losses/part-00003.json"
     assert keys.manifest_key(prefix) == "audits/spam/v2/losses/manifest.json"
+    assert keys.sharding_key(prefix) == "audits/spam/v2/losses/sharding.json"
+    assert keys.failures_key(prefix, 3) == "audits/spam/v2/losses/failures-00003.json"
 
 
 @pytest.mark.parametrize("bad", ["../../x", "a/b", "..", ".", ".hidden", "", "x" * 129, "a b"])
@@ -37,6 +48,9 @@ def test_every_name_component_is_validated(bad: str) -> None:
         lambda: keys.embeddings_prefix(bad, "fp", "enc"),
         lambda: keys.embeddings_prefix("d", bad, "enc"),
         lambda: keys.embeddings_prefix("d", "fp", bad),
+        lambda: keys.report_file_key("spam", "v1", bad),
+        lambda: keys.metrics_key(bad, "v1"),
+        lambda: keys.diagnosers_prefix("spam", bad),
     ):
         with pytest.raises(ConfigError, match="invalid"):
             build()
@@ -56,8 +70,30 @@ def test_weights_extension_must_be_safe() -> None:
 
 @pytest.mark.parametrize("index", [-1, 100_000, 1.0, True, "3"])
 def test_part_index_must_be_a_small_int(index: object) -> None:
-    with pytest.raises(ConfigError, match="part index"):
-        keys.part_key("audits/spam/v1/losses", index)  # type: ignore[arg-type]
+    for build in (keys.part_key, keys.sidecar_key, keys.failures_key):
+        with pytest.raises(ConfigError, match="part index"):
+            build("audits/spam/v1/losses", index)  # type: ignore[arg-type]
+
+
+def test_release_names_are_read_back_only_from_release_files() -> None:
+    assert keys.all_releases_prefix() == "releases/"
+    assert keys.release_names_of(keys.release_key("spam", "v2")) == ("spam", "v2")
+    for other in ("releases/spam/v2/weights.json", "releases/spam/release.json",
+                  "releases/spam/v2/x/release.json", "audits/spam/v2/release.json"):
+        assert keys.release_names_of(other) is None
+    # the names come back as listed (untrusted): release_key refuses an unsafe one
+    assert keys.release_names_of("releases/bad name/v1/release.json") == ("bad name", "v1")
+
+
+@pytest.mark.parametrize("good", ["spam-filter", "v2", "a.b_c", "A" * 128, "_x"])
+def test_safe_names_pass_unchanged(good: str) -> None:
+    assert keys.validate_name(good, "model name") == good
+
+
+@pytest.mark.parametrize("bad", [None, 3, "../x", ".v1", "a/b", "x" * 129, "é"])
+def test_unsafe_names_are_refused_naming_what_and_the_fix(bad: object) -> None:
+    with pytest.raises(ConfigError, match=r"invalid model name .*A-Z a-z 0-9 \. _ -"):
+        keys.validate_name(bad, "model name")
 
 
 def test_part_index_parses_only_part_keys() -> None:
