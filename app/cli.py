@@ -28,7 +28,7 @@ from app.cli_errors import OneLineUsageErrors, friendly_errors, one_line, valida
 from llm2loss.config import ReleaseSpec, Settings
 from llm2loss.errors import ConfigError
 from llm2loss.gate import DEFAULT_MAX_ERROR_RATE_RISE
-from llm2loss.names import validate_name
+from llm2loss.store.keys import validate_name
 
 HELP = """Explain, in words, where a trained model fails and whom it treats worse.
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from llm2loss import errors
 from llm2loss.errors import ConfigError, Llm2LossError
-from llm2loss.names import validate_name
+from llm2loss.store.keys import validate_name
 
 SERVER_ENV = "LLM2LOSS_SERVER"
 DEFAULT_TIMEOUT_S = 300.0  # the first question to an audit loads its encoder and diagnosers

@@ -24,6 +24,7 @@ from llm2loss import registry
 from llm2loss.config import DatasetSpec, Settings
 from llm2loss.errors import NotFoundError
 from llm2loss.report import headline_findings, regression_findings
+from llm2loss.store import keys
 
 DEMO_MODEL = "spam-filter"
 DEMO_VERSIONS = ("v1", "v2")
@@ -101,7 +102,7 @@ def run_demo(cfg: Settings, *, limit: int | None = None, console: Console | None
     for number, version in enumerate(versions, start=3):
         metrics = store.read_json(manifests[version]["metrics"])
         print_findings(console, f"{number}. Headline findings of {DEMO_MODEL}@{version}", headline_findings(metrics))
-    regression_key = manifests[versions[-1]]["report"].rsplit("/", 1)[0] + "/regression.json"
+    regression_key = keys.regression_key(DEMO_MODEL, versions[-1])
     regression = store.read_json(regression_key) if store.exists(regression_key) else None
     title = f"{len(versions) + 3}. Regression report {DEMO_MODEL} {versions[0]} -> {versions[-1]}"
     if regression is None:

@@ -58,7 +58,7 @@ from llm2loss.errors import (
     StoreError,
     WeightsError,
 )
-from llm2loss.names import validate_name
+from llm2loss.store.keys import validate_name
 
 STATIC = Path(__file__).resolve().parent / "static"
 DEFAULT_HOST = "127.0.0.1"

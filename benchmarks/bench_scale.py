@@ -86,7 +86,7 @@ def write_stages(store_uri: str, n: int, *, seed: int = 0) -> None:
 
 def make_plan(n: int) -> Any:
     """The audit plan of the generated release of size n."""
-    from llm2loss import layout
+    from llm2loss.store import keys
     from llm2loss.audit import AuditPlan, StageSharding
 
     sharding = StageSharding(shard_size=PART_ROWS, n_shards=-(-n // PART_ROWS))
@@ -94,8 +94,8 @@ def make_plan(n: int) -> Any:
         model="scale", version=f"n{n}", modality="text", dataset="generated-scale",
         dataset_fingerprint=f"gen{n}", encoder_spec=MINILM, encoder_fingerprint="minilm",
         embeddings_sharding=sharding, losses_sharding=sharding,
-        embeddings_prefix=layout.embeddings_prefix("generated-scale", f"gen{n}", "minilm"),
-        losses_prefix=layout.losses_prefix("scale", f"n{n}"), embeddings_ready=True,
+        embeddings_prefix=keys.embeddings_prefix("generated-scale", f"gen{n}", "minilm"),
+        losses_prefix=keys.losses_prefix("scale", f"n{n}"), embeddings_ready=True,
     )
 
 

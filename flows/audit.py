@@ -25,12 +25,13 @@ from prefect_dask import DaskTaskRunner
 
 from flows.artifacts import publish_audit_artifacts
 from flows.events import emit_audit_events
-from llm2loss import audit, layout, registry
+from llm2loss import audit, registry
+from llm2loss.store import keys as layout
 from llm2loss import console as stage_console
 from llm2loss.config import DaskSettings, ReleaseSpec, Settings
 from llm2loss.errors import Llm2LossError, NotFoundError
 from llm2loss.query import validate_phrases
-from llm2loss.store_checks import lock_body
+from llm2loss.store.checks import lock_body
 from llm2loss.vocab import check_vocabularies
 from tasks import audit_tasks as t
 

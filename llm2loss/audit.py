@@ -29,12 +29,12 @@ import pandas as pd
 import pyarrow as pa
 from pydantic import BaseModel, Field, ValidationError
 
-from llm2loss import layout
+from llm2loss.store import keys as layout
 from llm2loss.config import AuditSettings, DatasetSpec, ReleaseSpec, StoreSettings
 from llm2loss.errors import DataError, StoreError
 from llm2loss.held_out import write_held_out
 from llm2loss.store import ArtifactStore
-from llm2loss.store_checks import (check_audit_manifest, check_loss_column, contained_path,
+from llm2loss.store.checks import (check_audit_manifest, check_loss_column, contained_path,
                                    refuse_nonfinite_rows, safe_name)
 
 log = logging.getLogger(__name__)

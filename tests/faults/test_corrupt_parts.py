@@ -18,7 +18,7 @@ from audit_harness import (
 )
 
 from llm2loss import audit as stages
-from llm2loss import layout
+from llm2loss.store import keys as layout
 from llm2loss.errors import StoreError
 
 pytestmark = pytest.mark.integration

@@ -31,7 +31,8 @@ from audit_harness import (
 
 from flows.audit import LOCK_TTL_S, _heartbeat, lock_owner, owner_is_dead, take_lock
 from llm2loss import audit as stages
-from llm2loss import layout, registry
+from llm2loss import registry
+from llm2loss.store import keys as layout
 from llm2loss.config import StoreSettings
 from llm2loss.losses import compute_losses
 from llm2loss.store import table_to_matrix

@@ -16,7 +16,7 @@ from audit_harness import done_indices, plan_of, run_flow, small_settings, stage
 
 from llm2loss import audit as stages
 from llm2loss import registry
-from llm2loss.layout import manifest_key
+from llm2loss.store.keys import manifest_key
 from llm2loss.config import StoreSettings
 
 pytestmark = pytest.mark.integration

@@ -19,7 +19,8 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName, FlowRunFilterId
 
 from llm2loss import audit as stages
-from llm2loss import layout, registry
+from llm2loss import registry
+from llm2loss.store import keys as layout
 from llm2loss.config import AuditSettings, DaskSettings, DatasetSpec, DiagnoserSettings, Settings, StoreSettings
 
 pytestmark = pytest.mark.integration

@@ -22,7 +22,8 @@ from PIL import Image, ImageDraw
 from safetensors.torch import save_file
 
 from llm2loss import audit as stages
-from llm2loss import layout, registry
+from llm2loss import registry
+from llm2loss.store import keys as layout
 from llm2loss.config import AuditSettings, DaskSettings, DatasetSpec, DiagnoserSettings, ReleaseSpec, Settings, StoreSettings
 from llm2loss.zoo.vision import resnet18
 

@@ -11,15 +11,16 @@ import pytest
 from audit_harness import SPAM_SPEC, assert_one_clear_sentence, run_flow, small_settings
 
 from llm2loss import audit as stages
-from llm2loss import layout, registry
+from llm2loss import registry
 from llm2loss.config import ReleaseSpec, StoreSettings
 from llm2loss.entrypoints import ENV_VAR, is_allowed
 from llm2loss.errors import ConfigError
 from llm2loss.losses import load_model
+from llm2loss.store import keys
 
 
 def _plant(store, marker) -> None:
-    store.write_json(layout.release_key("planted", "v1"), {
+    store.write_json(keys.release_key("planted", "v1"), {
         "model": "planted", "version": "v1", "entrypoint": "subprocess:getoutput",
         "dataset": SPAM_SPEC.model_dump(mode="json"),
         "metadata": {"entrypoint_kwargs": {"cmd": f"touch {marker}"}},

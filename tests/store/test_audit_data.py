@@ -12,10 +12,9 @@ import tracemalloc
 import numpy as np
 import pyarrow as pa
 
-from llm2loss import layout
 from llm2loss.audit import AuditPlan, StageSharding, is_test_id, load_audit_data
 from llm2loss.config import StoreSettings
-from llm2loss.store import ArtifactStore, embeddings_table
+from llm2loss.store import ArtifactStore, embeddings_table, keys
 
 DIM = 384  # the MiniLM width: the matrix, not the per-sample bookkeeping, dominates memory
 N = 6_000
@@ -29,7 +28,7 @@ def _plan(n: int = N) -> AuditPlan:
         encoder_spec="sentence-transformers:x", encoder_fingerprint="enc",
         embeddings_sharding=StageSharding(shard_size=EMB_PART, n_shards=-(-n // EMB_PART)),
         losses_sharding=StageSharding(shard_size=LOSS_PART, n_shards=-(-n // LOSS_PART)),
-        embeddings_prefix=layout.embeddings_prefix("d", "fp", "enc"), losses_prefix=layout.losses_prefix("m", "v1"),
+        embeddings_prefix=keys.embeddings_prefix("d", "fp", "enc"), losses_prefix=keys.losses_prefix("m", "v1"),
         embeddings_ready=True,
     )
 
@@ -146,6 +145,6 @@ def test_a_malformed_sharding_record_names_the_key_and_the_fix(tmp_path):
     from llm2loss.errors import DataError
 
     store, plan = ArtifactStore(str(tmp_path / "store")), _plan()
-    store.write_json(layout.sharding_key(plan.losses_prefix), {"shard_size": 0, "n_shards": 3})
+    store.write_json(keys.sharding_key(plan.losses_prefix), {"shard_size": 0, "n_shards": 3})
     with pytest.raises(DataError, match=r"sharding.json is not a valid sharding record.*rerun"):
         recorded_sharding(store, plan.losses_prefix)

@@ -9,10 +9,10 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from llm2loss import layout, registry
+from llm2loss import registry
 from llm2loss.config import DatasetSpec, ReleaseSpec
 from llm2loss.errors import ConfigError, NotFoundError, WeightsError
-from llm2loss.store import ArtifactStore
+from llm2loss.store import ArtifactStore, keys
 
 
 def _release(version: str = "v1", model: str = "spam", **kw) -> ReleaseSpec:
@@ -107,7 +107,7 @@ def test_get_unknown_release_names_the_known_ones(store: ArtifactStore) -> None:
 
 
 def test_get_names_missing_and_mistyped_fields(store: ArtifactStore) -> None:
-    key = layout.release_key("spam", "v1")
+    key = keys.release_key("spam", "v1")
     store.write_json(
         key,
         {
@@ -124,13 +124,13 @@ def test_get_names_missing_and_mistyped_fields(store: ArtifactStore) -> None:
 
 
 def test_get_refuses_non_object_and_mismatched_names(store: ArtifactStore) -> None:
-    store.write_json(layout.release_key("spam", "v1"), [1, 2])
+    store.write_json(keys.release_key("spam", "v1"), [1, 2])
     with pytest.raises(ConfigError, match="JSON object"):
         registry.get(store, "spam", "v1")
-    store.write_json(layout.release_key("spam", "v2"), _release("v1").model_dump(mode="json"))
+    store.write_json(keys.release_key("spam", "v2"), _release("v1").model_dump(mode="json"))
     with pytest.raises(ConfigError, match="names spam@v1, not spam@v2"):
         registry.get(store, "spam", "v2")
-    store.write_bytes(layout.release_key("spam", "v3"), b"{oops")
+    store.write_bytes(keys.release_key("spam", "v3"), b"{oops")
     with pytest.raises(ConfigError, match="not valid JSON"):
         registry.get(store, "spam", "v3")
 
@@ -140,6 +140,6 @@ def test_list_and_unaudited(store: ArtifactStore) -> None:
     for release in (_release("v2"), _release("v1"), _release("v1", model="cats")):
         registry.register(store, release)
     assert [r.ref for r in registry.list_releases(store)] == ["cats@v1", "spam@v1", "spam@v2"]
-    store.write_json(layout.audit_manifest_key("spam", "v1"), {"status": "completed"})
-    store.write_json(layout.audit_manifest_key("spam", "v2"), {"status": "failed"})
+    store.write_json(keys.audit_manifest_key("spam", "v1"), {"status": "completed"})
+    store.write_json(keys.audit_manifest_key("spam", "v2"), {"status": "failed"})
     assert [r.ref for r in registry.unaudited(store)] == ["cats@v1", "spam@v2"]

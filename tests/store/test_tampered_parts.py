@@ -8,11 +8,10 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from llm2loss import layout
 from llm2loss.audit import load_audit_data, pending_shards
 from llm2loss.config import StoreSettings
 from llm2loss.errors import DataError
-from llm2loss.store import ArtifactStore
+from llm2loss.store import ArtifactStore, keys
 
 from test_audit_data import EMB_PART, _plan, _write_stages
 
@@ -67,4 +66,4 @@ def test_nan_losses_are_named_by_sample_id(tmp_path):
     store.write_stage_manifest(plan.losses_prefix, [parts[i] for i in sorted(parts)], {"failures": []})
     with pytest.raises(DataError, match=r"1 NaN or infinite losses \(ids \['s01007'\]\)"):
         load_audit_data(settings, plan)
-    assert layout.part_index(parts[1].key) == 1
+    assert keys.part_index(parts[1].key) == 1

@@ -18,10 +18,10 @@ import torch
 from safetensors.torch import save_file
 
 from llm2loss import audit as stages
-from llm2loss import layout, registry
+from llm2loss import registry
 from llm2loss.config import DatasetSpec, ReleaseSpec, StoreSettings
 from llm2loss.errors import ConfigError, StoreError
-from llm2loss.store import ArtifactStore
+from llm2loss.store import ArtifactStore, keys
 
 ROUNDS = 20
 
@@ -75,7 +75,7 @@ def test_a_tampered_manifest_cannot_lead_report_outside_its_folder(store, tmp_pa
     report key with '..', is refused before any path is built, and nothing is written."""
     cache = tmp_path / "cache"
     cfg = SimpleNamespace(store=_settings(store), cache_dir=str(cache))
-    key = layout.audit_manifest_key("spam", "v1")
+    key = keys.audit_manifest_key("spam", "v1")
     good = {"status": "completed", "model": "spam", "version": "v1",
             "report": "audits/spam/v1/report/index.html", "completed_at": "now"}
     store.write_bytes("audits/spam/v1/report/index.html", b"<html></html>")
@@ -131,7 +131,7 @@ def test_a_lock_that_is_not_a_lock_is_broken_and_leaves_no_temp_files(store, bod
     take_lock breaks it (no raw AttributeError / UnicodeDecodeError, no lock held forever)."""
     from flows.audit import take_lock
 
-    key = layout.audit_lock_key("spam", "v1")
+    key = keys.audit_lock_key("spam", "v1")
     for take in (lambda: store.acquire_lock(key, "me", ttl_s=60), lambda: take_lock(store, key, "me")):
         store.write_bytes(key, body)
         assert take()
@@ -184,8 +184,8 @@ def test_a_tampered_manifest_of_another_release_does_not_fail_this_audit(store, 
     plan = SimpleNamespace(dataset_fingerprint="fp", encoder_fingerprint="enc")
     good = {"status": "completed", "model": "spam", "version": "v1", "dataset_fingerprint": "fp",
             "encoder_fingerprint": "enc", "report": "audits/spam/v1/report/index.html"}
-    store.write_json(layout.audit_manifest_key("spam", "v1"), good)
-    store.write_json(layout.audit_manifest_key("spam", "v2"), {**good, "version": "../../x"})
+    store.write_json(keys.audit_manifest_key("spam", "v1"), good)
+    store.write_json(keys.audit_manifest_key("spam", "v2"), {**good, "version": "../../x"})
     with caplog.at_level("WARNING"):
         assert stages.previous_audit(_settings(store), current, plan) == good
     assert "spam@v2" in caplog.text

@@ -9,9 +9,8 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from llm2loss import layout
 from llm2loss.errors import ConfigError, DataError, NotFoundError, StoreError
-from llm2loss.store import ArtifactStore, PartInfo, embeddings_table, table_to_matrix
+from llm2loss.store import ArtifactStore, PartInfo, embeddings_table, keys, table_to_matrix
 
 
 def _table(n: int, start: int = 0) -> pa.Table:
@@ -61,46 +60,8 @@ def test_embeddings_round_trip_keeps_float32_matrix(store: ArtifactStore) -> Non
     assert back.dtype == np.float32 and np.array_equal(back, matrix)
 
 
-def test_table_to_matrix_views_one_chunk_without_copy() -> None:
-    matrix = np.arange(12, dtype=np.float32).reshape(6, 2)
-    table = embeddings_table(list("abcdef"), matrix)
-    _, back = table_to_matrix(table)
-    assert np.shares_memory(back, matrix)
-    _, sliced = table_to_matrix(table.slice(2, 3))
-    assert np.array_equal(sliced, matrix[2:5])
-
-
-def test_table_to_matrix_joins_chunks() -> None:
-    a = embeddings_table(["a", "b"], np.ones((2, 3), dtype=np.float32))
-    b = embeddings_table(["c"], np.zeros((1, 3), dtype=np.float32))
-    ids, back = table_to_matrix(pa.concat_tables([a, b]))
-    assert ids == ["a", "b", "c"] and back.shape == (3, 3) and back[2].sum() == 0
-
-
-@pytest.mark.parametrize(
-    ("ids", "matrix", "message"),
-    [
-        (["a"], np.ones(3, dtype=np.float32), "2-D"),
-        (["a", "b"], np.ones((1, 3), dtype=np.float32), "2 ids but 1"),
-        (["a"], np.array([[np.nan, 1.0]]), "NaN"),
-    ],
-)
-def test_embeddings_table_rejects_bad_input(
-    ids: list[str], matrix: np.ndarray, message: str
-) -> None:
-    with pytest.raises(DataError, match=message):
-        embeddings_table(ids, matrix)
-
-
-def test_table_to_matrix_rejects_wrong_columns() -> None:
-    with pytest.raises(DataError, match="needs columns"):
-        table_to_matrix(pa.table({"id": ["a"]}))
-    with pytest.raises(DataError, match="fixed_size_list"):
-        table_to_matrix(pa.table({"id": ["a"], "embedding": [1.0]}))
-
-
 def test_sharded_stage_parts_sidecars_manifest(store: ArtifactStore) -> None:
-    prefix = layout.losses_prefix("spam", "v1")
+    prefix = keys.losses_prefix("spam", "v1")
     infos = {i: store.write_part(prefix, i, _table(3, 3 * i)) for i in range(3)}
     assert store.done_parts(prefix) == infos
     assert store.read_stage_manifest(prefix) is None  # not trusted before the manifest
@@ -112,14 +73,14 @@ def test_sharded_stage_parts_sidecars_manifest(store: ArtifactStore) -> None:
 
 
 def test_part_without_sidecar_is_not_done(store: ArtifactStore) -> None:
-    prefix = layout.losses_prefix("spam", "v1")
-    store.write_table(layout.part_key(prefix, 0), _table(2))  # crashed before its sidecar
+    prefix = keys.losses_prefix("spam", "v1")
+    store.write_table(keys.part_key(prefix, 0), _table(2))  # crashed before its sidecar
     store.write_part(prefix, 1, _table(2))
     assert list(store.done_parts(prefix)) == [1]
 
 
 def test_corrupted_part_is_detected_by_checksum(store: ArtifactStore) -> None:
-    prefix = layout.losses_prefix("spam", "v1")
+    prefix = keys.losses_prefix("spam", "v1")
     infos = {i: store.write_part(prefix, i, _table(4, 4 * i)) for i in range(2)}
     store.write_stage_manifest(prefix, infos)
     data = bytearray(store.read_bytes(infos[1].key))
@@ -132,7 +93,7 @@ def test_corrupted_part_is_detected_by_checksum(store: ArtifactStore) -> None:
 
 
 def test_deleted_part_is_detected(store: ArtifactStore) -> None:
-    prefix = layout.losses_prefix("spam", "v1")
+    prefix = keys.losses_prefix("spam", "v1")
     infos = {i: store.write_part(prefix, i, _table(2, 2 * i)) for i in range(2)}
     store.write_stage_manifest(prefix, infos)
     store.delete_prefix(infos[0].key)
@@ -176,7 +137,7 @@ def test_unsafe_keys_are_refused(store: ArtifactStore, key: str) -> None:
 
 
 def test_lock_is_exclusive_until_released(store: ArtifactStore) -> None:
-    key = layout.audit_lock_key("spam", "v1")
+    key = keys.audit_lock_key("spam", "v1")
     assert store.acquire_lock(key, "audit-a", ttl_s=60)
     assert not store.acquire_lock(key, "audit-b", ttl_s=60)
     first = store.read_json(key)["expires_at"]
@@ -188,7 +149,7 @@ def test_lock_is_exclusive_until_released(store: ArtifactStore) -> None:
 
 
 def test_expired_lock_is_taken_over(store: ArtifactStore) -> None:
-    key = layout.audit_lock_key("spam", "v1")
+    key = keys.audit_lock_key("spam", "v1")
     store.write_json(key, {"owner": "dead-audit", "expires_at": 0})
     assert store.acquire_lock(key, "audit-b", ttl_s=60)
     assert store.read_json(key)["owner"] == "audit-b"
@@ -205,7 +166,7 @@ def test_concurrent_lock_attempts_have_one_winner(store: ArtifactStore) -> None:
 
     # Many rounds: a lock visible before its owner wrote it let a second caller win now and then.
     for round_ in range(40 if store.is_local else 3):
-        key = layout.audit_lock_key("spam", f"v{round_}")
+        key = keys.audit_lock_key("spam", f"v{round_}")
         with ThreadPoolExecutor(8) as pool:
             wins = list(pool.map(lambda i: store.acquire_lock(key, f"audit-{i}", ttl_s=60), range(8)))
         assert sum(wins) == 1, f"round {round_}: {sum(wins)} winners"
@@ -278,7 +239,7 @@ def test_unsafe_names_write_nothing_outside_the_prefix(s3_store, s3_server) -> N
     before = {o["Key"] for o in client.list_objects_v2(Bucket=s3_server.bucket).get("Contents", [])}
     for bad in ("../../x", "a/b", "..", ".hidden"):
         with pytest.raises(ConfigError, match="version"):
-            layout.release_key("spam", bad)
+            keys.release_key("spam", bad)
         with pytest.raises(ValueError, match="invalid version"):
             ReleaseSpec(
                 model="spam",
@@ -296,7 +257,7 @@ def test_unsafe_names_write_nothing_outside_the_prefix(s3_store, s3_server) -> N
         with pytest.raises(ConfigError, match="invalid version"):
             register(s3_store, unchecked)
         with pytest.raises(ConfigError, match="invalid dataset name"):
-            layout.embeddings_prefix(bad, "fp", "enc")
+            keys.embeddings_prefix(bad, "fp", "enc")
     register(
         s3_store,
         ReleaseSpec(

@@ -24,9 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from llm2loss import layout
 from llm2loss.errors import ConfigError, DataError, StoreError
-from llm2loss.names import validate_name
+from llm2loss.store import keys
 
 
 def _untrusted(key: str, problem: str) -> StoreError:
@@ -41,7 +40,7 @@ def _key_under(manifest: dict[str, Any], field: str, prefixes: tuple[str, ...], 
     if value is None:
         return
     try:
-        layout.check_key(value)
+        keys.check_key(value)
     except ConfigError:
         raise _untrusted(key, f"its {field!r} {value!r} is not a clean store key") from None
     if not any(value.startswith(f"{p}/") for p in prefixes):
@@ -55,7 +54,7 @@ def check_audit_manifest(manifest: Any, model: str, version: str) -> dict[str, A
     them is the one the caller meant); `report` and `metrics` under the audit's report folder,
     `losses` under the audit's folder, `embeddings` under `datasets/`. Raises StoreError otherwise.
     """
-    key = layout.audit_manifest_key(model, version)
+    key = keys.audit_manifest_key(model, version)
     if not isinstance(manifest, dict):
         raise _untrusted(key, f"it holds a JSON {type(manifest).__name__}, not an object")
     for field, expected in (("model", model), ("version", version)):
@@ -63,20 +62,20 @@ def check_audit_manifest(manifest: Any, model: str, version: str) -> dict[str, A
             raise _untrusted(key, f"its {field!r} is {manifest.get(field)!r}, not {expected!r}")
     if manifest.get("status") == "completed" and not isinstance(manifest.get("report"), str):
         raise _untrusted(key, "it is completed but names no 'report'")
-    report = layout.report_prefix(model, version)
+    report = keys.report_prefix(model, version)
     _key_under(manifest, "report", (report,), key)
     _key_under(manifest, "metrics", (report,), key)
-    _key_under(manifest, "losses", (layout.audit_prefix(model, version),), key)
-    _key_under(manifest, "embeddings", (layout.DATASETS_ROOT,), key)
+    _key_under(manifest, "losses", (keys.audit_prefix(model, version),), key)
+    _key_under(manifest, "embeddings", (keys.DATASETS_ROOT,), key)
     return manifest
 
 
 def contained_path(root: Path, *parts: str) -> Path:
     """`root / parts...`, refused with StoreError when it resolves (symlinks followed) outside root.
 
-    Each part must be a safe name (`validate_name`) or a clean key (`layout.check_key`)."""
+    Each part must be a safe name (`keys.validate_name`) or a clean key (`keys.check_key`)."""
     for part in parts:
-        layout.check_key(part)
+        keys.check_key(part)
     path = Path(root).joinpath(*(p for part in parts for p in part.split("/")))
     base = Path(root).resolve()
     resolved = path.resolve()
@@ -89,10 +88,10 @@ def contained_path(root: Path, *parts: str) -> Path:
 
 
 def safe_name(value: Any, what: str) -> str:
-    """`value` when it is a safe name (see `llm2loss.names`), else StoreError: it came from the
+    """`value` when it is a safe name (see `keys.validate_name`), else StoreError: it came from the
     store, so the fix is to the store, not to the caller's arguments."""
     try:
-        return validate_name(value, what)
+        return keys.validate_name(value, what)
     except ConfigError as exc:
         raise StoreError(f"the store holds an unsafe {what} ({exc}); remove that entry") from None
 
@@ -122,7 +121,7 @@ def refuse_nonfinite_rows(store: Any, prefix: str, part: Any, ids: list[str],
     taken out of its stage first, so the rerun recomputes it (it verifies, so it would be kept)."""
     bad = ~np.isfinite(matrix).all(axis=1)
     if bad.any():
-        index = layout.part_index(part.key)
+        index = keys.part_index(part.key)
         if index is not None:
             store.retract_part(prefix, index)
         examples = [ids[i] for i in np.flatnonzero(bad)[:3]]

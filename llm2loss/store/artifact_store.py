@@ -1,8 +1,8 @@
 """The artifact store: a local folder (the default) or `s3://bucket/prefix` through boto3.
 
 Everything an audit produces lives here, addressed by store-relative keys built in
-`llm2loss.layout`. Tables are Parquet (embeddings as `fixed_size_list<float32>[dim]`), metadata is
-JSON; nothing is pickled. Writes are atomic for a reader: a local file appears whole through
+`llm2loss.store.keys`. Tables are Parquet (embeddings as `fixed_size_list<float32>[dim]`),
+metadata is JSON; nothing is pickled. Writes are atomic for a reader: a local file appears whole through
 `os.replace`, an S3 object appears whole by S3's own semantics.
 
 Sharded stages write each part, then its JSON sidecar (`PartInfo`: rows, size, sha256), and
@@ -10,18 +10,16 @@ finally a stage manifest listing the parts. A reader trusts only what a manifest
 each part against its recorded checksum, so a corrupted or deleted part is detected, never read
 as good.
 
-The bytes themselves live in a backend (`llm2loss.store_backends`): a folder or an S3 prefix.
+The bytes themselves live in a backend (`_local`, `_s3`): a folder or an S3 prefix.
 Credentials for S3 come only from the environment or the AWS credential chain; they never appear
 in `uri`, `repr()` or error messages.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
-import re
 import tempfile
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
@@ -29,127 +27,19 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from llm2loss.config import StoreSettings
 from llm2loss.errors import ConfigError, DataError, NotFoundError, StoreError
-from llm2loss.layout import check_key, manifest_key, part_index, part_key, sidecar_key
-from llm2loss.store_backends import TMP_MARK, LocalBackend, S3Backend
+from llm2loss.store._local import TMP_MARK, LocalBackend
+from llm2loss.store._s3 import S3Backend
+from llm2loss.store.keys import check_key, manifest_key, part_index, part_key, sidecar_key
+from llm2loss.store.parts import PartInfo, mismatch
+from llm2loss.store.uri import parse_uri
 
 log = logging.getLogger(__name__)
-
-
-class PartInfo(BaseModel):
-    """What a reader needs to trust one written table: its key, rows, sha256 and size."""
-
-    key: str
-    rows: int
-    sha256: str
-    bytes: int
-
-
-# --------------------------------------------------------------------------- embeddings tables
-
-
-def embeddings_table(ids: Sequence[str], matrix: np.ndarray) -> pa.Table:
-    """A table `id: string, embedding: fixed_size_list<float32>[dim]` over `matrix`.
-
-    A C-contiguous float32 matrix is wrapped without copying; anything else is converted once.
-    Raises DataError for a non-2-D matrix, a row count that differs from `ids`, or NaN/inf.
-    """
-    matrix = np.asarray(matrix)
-    if matrix.ndim != 2 or matrix.shape[1] < 1:
-        raise DataError(
-            f"embeddings must be a 2-D array (n, dim), got shape {matrix.shape}; "
-            "reshape it to one row per sample"
-        )
-    if matrix.shape[0] != len(ids):
-        raise DataError(f"{len(ids)} ids but {matrix.shape[0]} embedding rows; pass one row per id")
-    matrix = np.ascontiguousarray(matrix, dtype=np.float32)
-    if not np.isfinite(matrix).all():
-        raise DataError("embeddings contain NaN or inf; check the encoder's input and output")
-    values = pa.array(matrix.reshape(-1), type=pa.float32())
-    column = pa.FixedSizeListArray.from_arrays(values, matrix.shape[1])
-    return pa.table({"id": pa.array(list(ids), type=pa.string()), "embedding": column})
-
-
-def table_to_matrix(table: pa.Table) -> tuple[list[str], np.ndarray]:
-    """The ids and the float32 (n, dim) matrix of an embeddings table.
-
-    One chunk is viewed without copying; several chunks are joined with one copy.
-    """
-    if "id" not in table.column_names or "embedding" not in table.column_names:
-        raise DataError(
-            f"an embeddings table needs columns 'id' and 'embedding', got {table.column_names}; "
-            "build it with llm2loss.store.embeddings_table"
-        )
-    column = table.column("embedding")
-    if not pa.types.is_fixed_size_list(column.type):
-        raise DataError(
-            f"column 'embedding' has type {column.type}, expected fixed_size_list<float32>; "
-            "build it with llm2loss.store.embeddings_table"
-        )
-    if column.null_count:
-        raise DataError(f"{column.null_count} embeddings are null; recompute those shards")
-    dim = column.type.list_size
-    chunks = [chunk.flatten().to_numpy(zero_copy_only=False) for chunk in column.chunks]
-    if not chunks:
-        flat = np.empty(0, dtype=np.float32)
-    elif len(chunks) == 1:
-        flat = chunks[0]
-    else:
-        flat = np.concatenate(chunks)
-    ids = table.column("id").to_pylist()
-    return ids, flat.astype(np.float32, copy=False).reshape(-1, dim)
-
-
-# --------------------------------------------------------------------------- helpers
-
-
-def _sha256_file(path: Path) -> str:
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
-
-
-def _parquet_bytes_rows(data: bytes) -> int:
-    return pq.ParquetFile(pa.BufferReader(data)).metadata.num_rows
-
-
-_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
-
-
-def _parse_uri(uri: str) -> tuple[str, str, str]:
-    """(kind, bucket-or-root, prefix) of a store URI; ConfigError for anything else."""
-    if not isinstance(uri, str) or not uri.strip():
-        raise ConfigError(
-            f"invalid store URI {uri!r}: use a local folder path (e.g. ./llm2loss-store) or "
-            "s3://bucket/prefix"
-        )
-    if uri.startswith("s3://"):
-        bucket, _, prefix = uri[len("s3://") :].partition("/")
-        prefix = prefix.strip("/")
-        if not _BUCKET.fullmatch(bucket):
-            raise ConfigError(
-                f"invalid store URI {uri!r}: an S3 URI is s3://bucket/prefix with a valid "
-                "bucket name (3-63 of a-z 0-9 . -); credentials come from the environment, never "
-                "from the URI"
-            )
-        if prefix:
-            check_key(prefix)
-        return "s3", bucket, prefix
-    if "://" in uri:
-        scheme = uri.split("://", 1)[0]
-        raise ConfigError(
-            f"unsupported store URI scheme {scheme!r} in {uri!r}: use a local folder path "
-            "(e.g. ./llm2loss-store) or s3://bucket/prefix"
-        )
-    return "local", str(Path(uri).expanduser().resolve()), ""
-
-
-# --------------------------------------------------------------------------- the store
 
 
 class ArtifactStore:
@@ -176,7 +66,7 @@ class ArtifactStore:
         connect_timeout: float = 3.0,
         read_timeout: float = 30.0,
     ) -> None:
-        kind, where, prefix = _parse_uri(uri)
+        kind, where, prefix = parse_uri(uri)
         self._backend: LocalBackend | S3Backend
         if kind == "local":
             self._backend = LocalBackend(where)
@@ -311,9 +201,7 @@ class ArtifactStore:
         with tempfile.TemporaryDirectory(prefix="llm2loss-") as tmpdir:
             path = Path(tmpdir) / "part.parquet"
             pq.write_table(table, path)
-            info = PartInfo(
-                key=key, rows=table.num_rows, sha256=_sha256_file(path), bytes=path.stat().st_size
-            )
+            info = PartInfo.of_file(path, key, rows=table.num_rows)
             self._backend.put_file(key, path)
         return info
 
@@ -321,7 +209,7 @@ class ArtifactStore:
         """Read the Parquet table at `key`; with `expect`, verify size, sha256 and rows first."""
         data = self.read_bytes(key)
         if expect is not None:
-            problem = _mismatch(data, expect)
+            problem = mismatch(data, expect)
             if problem:
                 raise StoreError(
                     f"part {key!r} in {self.uri} is corrupt ({problem}); delete it and its "
@@ -349,7 +237,7 @@ class ArtifactStore:
             data = self.read_bytes(info.key)
         except NotFoundError:
             return False
-        return not _mismatch(data, info)
+        return not mismatch(data, info)
 
     def done_parts(self, prefix: str, *, verify: bool = False) -> dict[int, PartInfo]:
         """Done parts of a stage: sidecar and part present (and, with `verify`, intact)."""
@@ -480,19 +368,3 @@ class ArtifactStore:
     def release_lock(self, key: str, owner: str) -> bool:
         """Release the lock at `key` if `owner` holds it; True when released."""
         return self._backend.release_lock(key, owner)
-
-
-def _mismatch(data: bytes, expect: PartInfo) -> str:
-    """Why `data` does not match `expect`, or "" when it does."""
-    if len(data) != expect.bytes:
-        return f"size {len(data)} != {expect.bytes} bytes"
-    digest = hashlib.sha256(data).hexdigest()
-    if digest != expect.sha256:
-        return f"sha256 {digest[:12]}... != {expect.sha256[:12]}..."
-    try:
-        rows = _parquet_bytes_rows(data)
-    except (pa.ArrowInvalid, OSError):
-        return "not readable Parquet"
-    if rows != expect.rows:
-        return f"{rows} rows != {expect.rows}"
-    return ""
