@@ -138,7 +138,7 @@ def test_questions_import_no_torch_and_answer_as_torch_does(audited):
     """The default MiniLM audit is answered in numpy (llm2loss.diagnoser_numpy, encoders.bert_numpy):
     a cold `query`, `compare` or `discover` process never imports torch, and its answers are those
     of the torch encoder and LossDiagnosers to 1e-5."""
-    from app.cli import jsonable
+    from llm2loss.jsonable import jsonable
     from llm2loss.query import AuditQuery
 
     store = audited["store"]
