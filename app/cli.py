@@ -185,7 +185,7 @@ def serve(
     host: str = typer.Option("127.0.0.1", "--host", help="Loopback address to listen on (the service has no authentication)."),
     port: int = typer.Option(8765, "--port", help="TCP port; 0 picks a free one (the printed URL names it)."),
     cache_size: int = typer.Option(4, "--cache-size", min=1, help="How many audits stay loaded at once."),
-    threads: int = typer.Option(1, "--threads", min=1, help="Torch threads, for audits answered in torch (the numpy path uses one); 1 is fastest for one-phrase questions."),
+    threads: int = typer.Option(1, "--threads", min=1, help="Torch threads; 1 is fastest for one-phrase questions."),
     store: Optional[str] = StoreOpt,
 ) -> None:
     """A warm local query service and web page for every finished audit in the store.

@@ -61,8 +61,7 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
 # One torch thread per question: a question is one to a few phrases, too small to split, and on a
 # busy machine (a 2-core box at load 10) two spinning threads made a one-phrase estimate 1.5 s
-# instead of 60 ms. More threads only help long discover vocabularies on idle cores. (Audits
-# answered in numpy use one BLAS thread whatever this is: llm2loss.blas.)
+# instead of 60 ms. More threads only help long discover vocabularies on idle cores.
 DEFAULT_THREADS = 1
 MAX_PHRASES = 64  # per estimate request
 MAX_TOP_K = 100
