@@ -57,8 +57,9 @@ def as_json(value: Any) -> Any:
 
 @pytest.fixture(scope="module")
 def local_query(served_store) -> AuditQuery:
-    """The same audit opened in this process, to compare answers with."""
-    return AuditQuery(served_store.settings.store, MODEL, "v1")
+    """The same audit opened in this process, to compare answers with: in torch, as the service
+    answers (app.serve_audits), so the answers are equal exactly."""
+    return AuditQuery(served_store.settings.store, MODEL, "v1", torch_free=False)
 
 
 # --- answers --------------------------------------------------------------------------------
