@@ -5,7 +5,9 @@ OpenBLAS's worker threads cost more than that to wake, most of all on a busy mac
 wait for a core. Measured on the shared 2-core machine (load ~3): one phrase took 448 ms with
 OpenBLAS's default threads and 15 ms with one; 40 phrases 730 ms and 200 ms. `one_blas_thread()`
 limits BLAS to one thread for the duration of a `with` block (threadpoolctl, which scikit-learn
-already requires) and restores the previous limits after it.
+already requires) and restores the previous limits after it. The limit is the process's (BLAS has
+one thread pool): threads asking at once may see it restored early or late, which changes the
+speed of their products, never their results.
 """
 
 from __future__ import annotations
