@@ -6,29 +6,23 @@ stderr and a non-zero exit, never a traceback.
 
 The CLI is the one front door that reaches up into the orchestration layer: `audit`, `register`
 and `demo` import `flows` lazily, inside the command, so the library itself stays free of Prefect.
+This module holds the app and the question commands; `app.cli_releases` the release and audit
+commands, `app.cli_common` the options and output helpers they share, `app.cli_errors` failures.
 """
 
 from __future__ import annotations
 
-import json
-import math
-import sys
-from pathlib import Path
 from typing import Any, Optional
 
 import typer
-from pydantic import ValidationError
-from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 
-
 from app import cli_format
-from app.cli_errors import OneLineUsageErrors, friendly_errors, one_line, validation_problems
-from llm2loss.config import ReleaseSpec, Settings
-from llm2loss.errors import ConfigError
+from app.cli_common import (JsonOpt, ServerOpt, StoreOpt, VerboseOpt, make_table, open_store, parse_ref,
+                            print_json, settings, show)
+from app.cli_errors import OneLineUsageErrors, friendly_errors
+from app.cli_releases import audit, audits, register, releases
 from llm2loss.gate import DEFAULT_MAX_ERROR_RATE_RISE
-from llm2loss.store.keys import validate_name
 
 HELP = """Explain, in words, where a trained model fails and whom it treats worse.
 
@@ -55,24 +49,6 @@ LLM2LOSS_STORE__URI. S3 credentials come from the environment (AWS_*) only.
 """
 
 
-JsonOpt = typer.Option(False, "--json", help="Print JSON instead of a table.")
-StoreOpt = typer.Option(
-    None, "--store",
-    help="Store URI (folder or s3://bucket/prefix); default $LLM2LOSS_STORE__URI or ./llm2loss-store.",
-)
-VerboseOpt = typer.Option(False, "--verbose", "-v",
-                          help="Also show Prefect's and Dask's log lines on the console.")
-ServerOpt = typer.Option(
-    None, "--server", envvar="LLM2LOSS_SERVER",
-    help="Ask a running `llm2loss serve` at this URL (e.g. http://127.0.0.1:8765) instead of loading the audit here; default $LLM2LOSS_SERVER.",
-)
-DEBUG_ENV = "LLM2LOSS_DEBUG"
-
-
-def _out() -> Console:
-    # Built per call so that the stream in use (a test runner's, a pipe) is the one written to.
-    return cli_format.console()
-
 
 app = typer.Typer(
     name="llm2loss",
@@ -82,264 +58,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-
-
-def settings(store: Optional[str]) -> Settings:
-    """Settings from the environment (LLM2LOSS_*), with the --store option on top."""
-    cfg = Settings()
-    if store is not None:
-        if not store.strip():
-            raise ConfigError("--store is empty: give a folder or s3://bucket/prefix")
-        cfg.store.uri = store
-    return cfg
-
-
-def parse_ref(ref: str) -> tuple[str, str]:
-    """`MODEL@VERSION` -> (model, version), both validated."""
-    model, sep, version = ref.partition("@")
-    if not sep or not model or not version or "@" in version:
-        raise ConfigError(f"{ref!r} is not MODEL@VERSION: write it like spam-filter@v2")
-    return validate_name(model, "model name"), validate_name(version, "version")
-
-
-def jsonable(value: Any) -> Any:
-    """Plain JSON types: numpy scalars unwrapped, NaN/inf as null, dicts and lists recursed."""
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
-    if hasattr(value, "item") and callable(value.item) and getattr(value, "ndim", 1) == 0:
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    return str(value)
-
-
-def print_json(data: Any) -> None:
-    """Write `data` as strict JSON (no NaN) to stdout."""
-    sys.stdout.write(json.dumps(jsonable(data), indent=2, allow_nan=False) + "\n")
-
-
-make_table = cli_format.make_table
-
-
-def show(data: Any, as_json: bool, table: Table | None = None, empty: str | None = None) -> None:
-    """JSON with --json; else the table, or the `empty` note when there are no rows."""
-    if as_json:
-        print_json(data)
-    elif not data and empty:
-        typer.echo(empty)
-    elif table is not None:
-        _out().print(table)
-
-
-def _store(cfg: Settings) -> Any:
-    from llm2loss import audits as finished
-
-    return finished.open_store(cfg.store)
-
-
-# --- commands --------------------------------------------------------------------------------
-
-
-@app.command()
-@friendly_errors
-def audit(
-    ref: str = typer.Argument(..., help="MODEL@VERSION of a registered release."),
-    store: Optional[str] = StoreOpt,
-    as_json: bool = JsonOpt,
-    verbose: bool = VerboseOpt,
-) -> None:
-    """Audit a registered release through the Prefect flow: one line per stage, a bar per sharded stage.
-
-    Runs on a Dask LocalCluster, or on the cluster at $LLM2LOSS_DASK__ADDRESS. A finished audit
-    is not repeated (its manifest is read; nothing starts). Prints the headline findings and
-    where the report is. Prefect and Dask log lines go to the Prefect UI and a log file.
-
-    Example: llm2loss audit spam-filter@v2 --store s3://audits/team-a
-    """
-    from llm2loss import audits as finished
-    from llm2loss import registry
-
-    model, version = parse_ref(ref)
-    cfg = settings(store)
-    store_ = finished.open_store(cfg.store)
-    release = registry.get(store_, model, version)  # unknown release: fail before any flow
-    manifest = finished.finished_manifest(store_, model, version)
-    if manifest is not None and as_json:
-        print_json(manifest)
-        return
-    out = _out()
-    if manifest is not None:
-        out.print(Text(f"audit of {release.ref} already completed at {manifest['completed_at']}; nothing to run"),
-                  soft_wrap=True)
-    else:
-        manifest = _run_audit_flow(cfg, model, version, as_json=as_json, verbose=verbose)
-        if as_json:
-            print_json(manifest)
-            return
-        out.print(Text(f"audit of {release.ref} completed"), soft_wrap=True)
-    print_audit_findings(out, store_, manifest)
-    out.print(Text(f"report: {manifest['report']} (local path: llm2loss report {release.ref})"), soft_wrap=True)
-
-
-def _run_audit_flow(cfg: Settings, model: str, version: str, *, as_json: bool, verbose: bool) -> dict[str, Any]:
-    """Run the audit flow here: stage lines and bars on stderr, Prefect/Dask logs in a log file."""
-    from llm2loss.console import StageConsole, use
-    from app.demo import local_prefect_defaults
-    from flows.logs import console_logging, log_file_for
-
-    local_prefect_defaults()
-    log_file = log_file_for(cfg.cache_dir, f"audit-{model}-{version}")
-    stages_out = None if as_json else StageConsole(Console(stderr=True, soft_wrap=True), bars=not verbose)
-    with console_logging(log_file, verbose=verbose):
-        from flows.audit import run_audit
-
-        if stages_out is not None:
-            stages_out.line(f"auditing {model}@{version} through the Prefect flow (log: {log_file})")
-        with use(stages_out):
-            return run_audit(model, version, cfg, progress=stages_out is not None)
-
-
-def print_audit_findings(out: Console, store: Any, manifest: dict[str, Any]) -> None:
-    """The audit's headline findings, then its regression findings, numbered and unwrapped."""
-    from llm2loss import audits as finished
-    from llm2loss.console import print_findings
-    from llm2loss.report import headline_findings, regression_findings
-
-    ref = f"{manifest['model']}@{manifest['version']}"
-    print_findings(out, f"Headline findings of {ref}", headline_findings(finished.metrics_of(store, manifest)))
-    regression = finished.regression_of(store, manifest)
-    if regression is not None:
-        previous = (regression.get("previous") or {}).get("version")
-        print_findings(out, f"Regression of {ref} against {previous}", regression_findings(regression))
-
-
-@app.command()
-@friendly_errors
-def register(
-    release_file: Path = typer.Argument(..., help="release.json to register."),
-    weights: Optional[Path] = typer.Option(None, "--weights", help="Weights file (.safetensors or .pt) stored with the release."),
-    store: Optional[str] = StoreOpt,
-    no_event: bool = typer.Option(False, "--no-event", help="Do not emit llm2loss.release.registered."),
-) -> None:
-    """Register a release and emit `llm2loss.release.registered` (which triggers its audit).
-
-    Versions are immutable: the same content again is a no-op, different content is refused.
-    When the Prefect API cannot be reached the release is still registered, and a note says so.
-
-    Example: llm2loss register examples/releases/spam-filter/v2/release.json --weights v2.safetensors
-    """
-    from llm2loss import registry
-
-    if not release_file.is_file():
-        raise ConfigError(f"release file {release_file} does not exist; give the path of a release.json")
-    try:
-        release = ReleaseSpec.model_validate_json(release_file.read_text(encoding="utf-8"))
-    except ValidationError as exc:
-        raise ConfigError(f"{release_file} is not a valid release.json: {validation_problems(exc)}; "
-                          "fix these fields") from None
-    key = registry.register(_store(settings(store)), release, weights_file=weights)
-    typer.echo(f"registered {release.ref} at {key}")
-    if no_event:
-        return
-    problem = emit_registered(release.model, release.version)
-    if problem is None:
-        typer.echo(f"emitted llm2loss.release.registered for {release.ref}")
-    else:
-        typer.echo(f"note: {one_line(problem)}", err=True)
-
-
-def emit_registered(model: str, version: str) -> str | None:
-    """Send `llm2loss.release.registered` to the Prefect API now; None, or why it was not sent.
-
-    Sent synchronously (not through Prefect's background worker) so a failure is known here.
-    """
-    import asyncio
-    import logging
-
-    from prefect.events import Event
-    from prefect.events.clients import get_events_client
-    from prefect.settings import PREFECT_API_URL
-
-    from flows.events import RELEASE_REGISTERED, release_resource
-
-    if not PREFECT_API_URL.value():
-        return (f"no Prefect API is configured (PREFECT_API_URL), so no event was emitted; the release "
-                f"is registered: audit it with `llm2loss audit {model}@{version}`")
-    event = Event(event=RELEASE_REGISTERED, resource=release_resource(model, version),
-                  payload={"model": model, "version": version})
-
-    async def send() -> None:
-        async with get_events_client(reconnection_attempts=2) as client:
-            await client.emit(event)
-
-    quiet = logging.getLogger("prefect.events.clients")
-    was_disabled, quiet.disabled = quiet.disabled, True  # its own warning would be a second line
-    try:
-        asyncio.run(send())
-    except Exception as exc:  # noqa: BLE001 - any failure to reach the API is reported the same way
-        return (f"could not emit {RELEASE_REGISTERED} to the Prefect API at {PREFECT_API_URL.value()} "
-                f"({type(exc).__name__}: {exc}); the release is registered: audit it with "
-                f"`llm2loss audit {model}@{version}`")
-    finally:
-        quiet.disabled = was_disabled
-    return None
-
-
-@app.command()
-@friendly_errors
-def releases(store: Optional[str] = StoreOpt, as_json: bool = JsonOpt) -> None:
-    """List registered releases and whether each has a completed audit.
-
-    Example: llm2loss releases --json
-    """
-    from llm2loss import audits as finished
-    from llm2loss import registry
-
-    cfg = settings(store)
-    store_ = _store(cfg)
-    rows = [
-        {
-            "model": r.model,
-            "version": r.version,
-            "dataset": r.dataset.name,
-            "task": r.task,
-            "created_at": r.created_at.isoformat(timespec="seconds"),
-            "audited": finished.finished_manifest(store_, r.model, r.version) is not None,
-        }
-        for r in registry.list_releases(store_)
-    ]
-    show(rows, as_json, make_table("Releases", rows, ["model", "version", "dataset", "task", "created_at", "audited"]),
-         empty=f"no releases registered in {_store(cfg).describe()}; register one with `llm2loss register`")
-
-
-@app.command()
-@friendly_errors
-def audits(store: Optional[str] = StoreOpt, as_json: bool = JsonOpt) -> None:
-    """List completed audits, whether each found a significant regression, and their reports.
-
-    Example: llm2loss audits
-    """
-    from llm2loss import audits as finished
-    from llm2loss import registry
-
-    cfg = settings(store)
-    store_ = _store(cfg)
-    rows = []
-    for r in registry.list_releases(store_):
-        manifest = finished.finished_manifest(store_, r.model, r.version)
-        if manifest is not None:
-            rows.append({
-                "model": r.model, "version": r.version, "completed_at": manifest["completed_at"],
-                "significant_regression": bool(manifest.get("significant_regression", False)),
-                "report": manifest["report"],
-            })
-    show(rows, as_json,
-         make_table("Audits", rows, ["model", "version", "completed_at", "significant_regression", "report"]),
-         empty=f"no completed audits in {_store(cfg).describe()}; run one with `llm2loss audit MODEL@VERSION`")
+for command in (audit, register, releases, audits):  # app.cli_releases; first in the help, as before
+    app.command()(command)
 
 
 def open_audit(store: Optional[str], model: str, version: str, server: Optional[str] = None) -> Any:
@@ -412,7 +132,7 @@ def compare(
     if as_json:
         print_json(row)
         return
-    out = _out()
+    out = cli_format.console()
     out.print(make_table(f"{model}@{version}: A vs B", [row], cli_format.compare_columns(row)))
     for key in ("sentence", "reason"):
         if row.get(key) and (key == "sentence" or row.get("reason") not in str(row.get("sentence"))):
@@ -450,7 +170,7 @@ def discover(
     if as_json:
         print_json(result)
         return
-    out = _out()
+    out = cli_format.console()
     titles = {"highest_loss": "Highest estimated loss", "least_familiar": "Least familiar"}
     for key, title in titles.items():
         rows = result.get(key) or []
@@ -496,8 +216,8 @@ def report(
 
     model, version = parse_ref(ref)
     cfg = settings(store)
-    manifest = finished.require_finished(_store(cfg), model, version)
-    path = finished.local_report_path(_store(cfg), manifest, cfg.cache_dir)
+    manifest = finished.require_finished(open_store(cfg), model, version)
+    path = finished.local_report_path(open_store(cfg), manifest, cfg.cache_dir)
     if as_json:
         print_json({"model": model, "version": version, "report": str(path)})
     else:
@@ -551,7 +271,7 @@ def demo(
     """
     from app.demo import run_demo
 
-    run_demo(settings(store), limit=limit, console=_out(), verbose=verbose)
+    run_demo(settings(store), limit=limit, console=cli_format.console(), verbose=verbose)
 
 
 def main() -> None:  # pragma: no cover - console entry

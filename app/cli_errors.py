@@ -48,14 +48,6 @@ def fail(message: str, *, as_json: bool = False, kind: str = "Error") -> None:
     raise typer.Exit(1)
 
 
-def validation_problems(exc: ValidationError) -> str:
-    problems = []
-    for item in exc.errors():
-        field = ".".join(str(p) for p in item["loc"]) or "(top level)"
-        problems.append(f"{field}: {item['msg']}")
-    return "; ".join(problems)
-
-
 def _env_problems(exc: ValidationError) -> str:
     """Settings errors named by the environment variable that sets the field."""
     problems = []
@@ -94,6 +86,8 @@ def error_message(exc: Exception) -> tuple[str, str]:
     if isinstance(exc, ValidationError) and exc.title == Settings.__name__:
         return f"invalid setting in the environment: {_env_problems(exc)}; fix or unset it", "ConfigError"
     if isinstance(exc, ValidationError):
+        from llm2loss.registry import validation_problems
+
         return f"invalid {exc.title}: {validation_problems(exc)}; fix these fields", "ConfigError"
     if isinstance(exc, (OSError, ValueError)):
         return f"{kind}: {exc}", kind

@@ -7,7 +7,7 @@ names of the vocabulary used). A server error is re-raised as the llm2loss.error
 error names, with the server's message; a server that cannot be reached, or that is not an
 llm2loss service, is a ConfigError saying so.
 
-Only the standard library and `llm2loss.errors` / `llm2loss.names` are imported, so a command
+Only the standard library and `llm2loss.errors` / `llm2loss.store.keys` are imported, so a command
 that asks a server starts without torch. Proxies are not used: the service listens on loopback.
 """
 

@@ -1,7 +1,8 @@
 """`llm2loss serve`: a warm local query service over finished audits, with a small web page.
 
 One process keeps the audits it is asked about open (an LRU of `llm2loss.query.AuditQuery`, so
-an audit's encoder and diagnosers load once, on its first question) and answers as JSON:
+an audit's encoder and diagnosers load once, on its first question: `app.serve_audits`) and
+answers as JSON:
 
   GET  /api/health                              {"status": "ok", "version": ..., "open": [...]}
   GET  /api/audits                              the finished audits of the configured store
@@ -29,17 +30,11 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import math
 import socket
-import threading
-from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pandas as pd
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
@@ -47,8 +42,9 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.serve_audits import DEFAULT_CACHE_SIZE, AuditCache, audit_description, discover_answer, finished_audits
 import llm2loss
-from llm2loss.config import Settings, StoreSettings
+from llm2loss.config import Settings
 from llm2loss.errors import (
     ConfigError,
     DataError,
@@ -58,19 +54,16 @@ from llm2loss.errors import (
     StoreError,
     WeightsError,
 )
-from llm2loss.store.keys import validate_name
+from llm2loss.jsonable import jsonable
 
 STATIC = Path(__file__).resolve().parent / "static"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
-DEFAULT_CACHE_SIZE = 4
 # One torch thread per question: a question is one to a few phrases, too small to split, and on a
 # busy machine (a 2-core box at load 10) two spinning threads made a one-phrase estimate 1.5 s
 # instead of 60 ms. More threads only help long discover vocabularies on idle cores.
 DEFAULT_THREADS = 1
-WARM_UP_PHRASE = "a sample"
 MAX_PHRASES = 64  # per estimate request
-MAX_VOCABULARY = 5000  # phrases per discover request
 MAX_TOP_K = 100
 MAX_BODY_BYTES = 1 << 20
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "[::1]"})
@@ -132,32 +125,11 @@ class DiscoverRequest(_Body):
 # --- JSON -------------------------------------------------------------------------------------
 
 
-def plain(value: Any) -> Any:
-    """`value` as plain JSON types: DataFrames as records, numpy unwrapped, NaN/inf as None."""
-    if isinstance(value, pd.DataFrame):
-        return plain(value.to_dict(orient="records"))
-    if isinstance(value, dict):
-        return {str(k): plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [plain(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return plain(value.tolist())
-    if isinstance(value, np.generic):
-        value = value.item()
-    if value is None or value is pd.NA or value is pd.NaT:
-        return None
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, (bool, int, str)):
-        return value
-    return str(value)
-
-
 class StrictJSONResponse(JSONResponse):
     """JSON with NaN as null (strict JSON that browsers' JSON.parse accepts)."""
 
     def render(self, content: Any) -> bytes:
-        return json.dumps(plain(content), allow_nan=False, ensure_ascii=False).encode("utf-8")
+        return json.dumps(jsonable(content), allow_nan=False, ensure_ascii=False).encode("utf-8")
 
 
 def error_body(exc: Exception) -> tuple[int, dict[str, Any]]:
@@ -189,125 +161,6 @@ def _validation_message(exc: RequestValidationError, path: str) -> str:
     example = BODY_EXAMPLES.get(action)
     fix = f"send a JSON body like {example}" if example else "fix the request"
     return f"invalid request: {'; '.join(problems)}; {fix} (Content-Type: application/json)"
-
-
-# --- the open audits --------------------------------------------------------------------------
-
-
-@dataclass
-class OpenAudit:
-    """One warm AuditQuery and the lock that keeps its encoder to one question at a time."""
-
-    query: Any
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def ask(self, question: Callable[[Any], Any]) -> Any:
-        """`question(query)` under this audit's lock."""
-        with self.lock:
-            return question(self.query)
-
-
-class AuditCache:
-    """The audits opened so far, least recently used first; at most `size` stay open.
-
-    An audit that cannot be opened (unknown, unfinished) is not remembered, so an audit that
-    finishes while the service runs is answered on the next request.
-    """
-
-    def __init__(self, store: StoreSettings, size: int = DEFAULT_CACHE_SIZE) -> None:
-        if size < 1:
-            raise ConfigError(f"the audit cache size is {size}: keep at least 1 audit open")
-        self.store, self.size = store, size
-        self._open: OrderedDict[tuple[str, str], OpenAudit] = OrderedDict()
-        self._lock = threading.Lock()  # guards _open
-        self._loading = threading.Lock()  # one audit loads at a time (each load is CPU-bound)
-
-    def opened(self) -> list[str]:
-        """MODEL@VERSION of each open audit, least recently used first."""
-        with self._lock:
-            return [f"{m}@{v}" for m, v in self._open]
-
-    def _lookup(self, key: tuple[str, str]) -> OpenAudit | None:
-        with self._lock:
-            entry = self._open.get(key)
-            if entry is not None:
-                self._open.move_to_end(key)
-            return entry
-
-    def get(self, model: str, version: str) -> OpenAudit:
-        """The open audit of model@version, opening it (and closing the oldest) when needed."""
-        key = (validate_name(model, "model name"), validate_name(version, "version"))
-        entry = self._lookup(key)
-        if entry is not None:
-            return entry
-        with self._loading:
-            entry = self._lookup(key)  # opened by the request this one waited for
-            if entry is not None:
-                return entry
-            from llm2loss.query import AuditQuery
-
-            query = AuditQuery(self.store, *key)
-            # One question at opening reads what AuditQuery loads lazily (held-out samples,
-            # score quantiles) and runs the encoder once, so the first real question is warm too.
-            query.estimate([WARM_UP_PHRASE])
-            entry = OpenAudit(query)
-            with self._lock:
-                self._open[key] = entry
-                while len(self._open) > self.size:
-                    self._open.popitem(last=False)
-        return entry
-
-
-def finished_audits(store: StoreSettings) -> list[dict[str, Any]]:
-    """Every release with a completed audit, as `llm2loss audits` lists them (plus dataset, task)."""
-    from llm2loss import audit as stages
-    from llm2loss import registry
-
-    rows = []
-    for release in registry.list_releases(stages.get_store(store)):
-        manifest = stages.audit_manifest(store, release.model, release.version)
-        if manifest is not None:
-            rows.append({
-                "model": release.model, "version": release.version, "ref": release.ref,
-                "dataset": release.dataset.name, "task": release.task,
-                "completed_at": manifest.get("completed_at"),
-                "significant_regression": bool(manifest.get("significant_regression", False)),
-            })
-    return rows
-
-
-def audit_description(model: str, version: str, query: Any) -> dict[str, Any]:
-    """What an open audit holds: its modality, encoder and diagnosers (for the page)."""
-    manifest = query.manifest
-    return {
-        "model": model, "version": version, "ref": f"{model}@{version}",
-        "completed_at": manifest.get("completed_at"),
-        "significant_regression": bool(manifest.get("significant_regression", False)),
-        "modality": query.modality, "encoder": manifest.get("encoder"),
-        "diagnosers": sorted(query.diagnosers),
-    }
-
-
-def discover_answer(query: Any, vocabulary: str | list[str] | None, top_k: int) -> dict[str, Any]:
-    """{"vocabulary": names, **AuditQuery.discover(...)} for a name, a phrase list or the default."""
-    from llm2loss.vocab import available_vocabularies, load_vocabulary
-
-    if vocabulary is None:
-        names, phrases = query.default_vocabulary()
-    elif isinstance(vocabulary, str):
-        known = available_vocabularies()
-        if vocabulary not in known:  # a name only: never a path on the server's disk
-            raise ConfigError(f"unknown vocabulary {vocabulary!r}: choose one of {known}, or send "
-                              "the phrases themselves as a list")
-        names, phrases = [vocabulary], load_vocabulary(vocabulary)
-    else:
-        if len(vocabulary) > MAX_VOCABULARY:
-            raise ConfigError(f"the vocabulary has {len(vocabulary)} phrases, over the limit of "
-                              f"{MAX_VOCABULARY}: send fewer phrases")
-        names, phrases = [], list(dict.fromkeys(vocabulary))
-    if not phrases:
-        raise ConfigError("the vocabulary is empty: send at least one phrase or a built-in name")
-    return {"vocabulary": names, **query.discover(phrases, top_k)}
 
 
 # --- the app ----------------------------------------------------------------------------------

@@ -6,8 +6,9 @@
 - audit of a finished release: `llm2loss audit spam-filter@v2` (target <= 3 s): it reads the
   manifest and prints the findings; it starts no Prefect server and no cluster.
 - gate: `llm2loss gate spam-filter@v2` (no target; what a release pipeline waits for).
-- baselines in the same moment: `python -c pass`, and `import torch`, the floor of any command
-  that runs a diagnoser.
+- baselines in the same moment: `python -c pass`, and `import torch`, what a query would pay
+  before anything else if it ran its encoder and diagnosers in torch (it runs them in numpy when
+  the audit's encoder and diagnosers allow, as the default MiniLM audits do: `llm2loss.query`).
 
 With `--before PATH` (a checkout of the code before this change, e.g. the main branch) the same
 commands also run from that checkout against the same store, alternating with the current code,
@@ -89,13 +90,12 @@ def ensure_store(store: str | None, tmp: Path) -> str:
 def notes(medians: dict[tuple[str, str], float]) -> str:
     """What the figures say: the query beyond its torch floor, and the ratios to before."""
     query, torch_floor = medians[("now", "query")], medians[("now", "import torch")]
-    text = (f"`query` is {query:.1f} s, of which {torch_floor:.1f} s is importing torch alone (the floor of any "
-            f"command that runs a diagnoser): {query - torch_floor:.1f} s beyond it for the rest of the "
-            "imports, opening the audit, loading the MiniLM in plain torch and one estimate.")
+    text = (f"`query` is {query:.1f} s against {torch_floor:.1f} s for importing torch alone: it imports no torch "
+            "(the MiniLM and the diagnosers run in numpy), so the whole command, imports, opening the audit, "
+            "loading the MiniLM and one estimate, costs less than that one import did.")
     if ("before", "query") in medians:
-        text += (f" Before (sentence-transformers imported, a temporary Prefect server for a finished audit) the "
-                 f"same moment gave query {medians[('before', 'query')]:.1f} s and audit "
-                 f"{medians[('before', 'audit (finished)')]:.1f} s.")
+        text += (f" Before (the code given by --before) the same moment gave query "
+                 f"{medians[('before', 'query')]:.1f} s and audit {medians[('before', 'audit (finished)')]:.1f} s.")
     return text
 
 

@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import roc_auc_score
 
 from llm2loss.errors import DataError
 
@@ -198,6 +197,8 @@ class Reference:
             raise DataError(f"labels has shape {mask.shape}; pass one per held-out sample")
         if mask.all() or not mask.any():
             return None
+        from sklearn.metrics import roc_auc_score  # here: ~1 s to import, and only the audit needs it
+
         return float(roc_auc_score(mask, self.margins(ea, eb)))
 
 

@@ -15,15 +15,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from llm2loss.diagnoser import LossDiagnoser
 from llm2loss.errors import DataError
 from llm2loss.grounding import Reference
 from llm2loss.verdicts import Evidence, verdict
+
+if TYPE_CHECKING:  # annotations only: a torch-free query (llm2loss.diagnoser_numpy) never imports torch
+    from llm2loss.diagnoser import LossDiagnoser
 
 __all__ = ["Discovery", "Reference", "compare_phrases", "discover", "estimate"]
 

@@ -9,10 +9,17 @@ percentile among held-out samples (raw scores too) and what the held-out samples
 measured; comparisons give the measured gap between the samples each phrase describes, the
 verdict ("a worse", "b worse" or "uncertain", `llm2loss.verdicts`) and its reason, and examples.
 The held-out samples are the audit's own (`llm2loss.held_out`), checked against their sha256.
+
+Torch-free by default: when the audit's encoder runs in numpy (`encoders.torch_free_encoder`: the
+default MiniLM does) and every diagnoser is one `llm2loss.diagnoser_numpy` scores, the question
+is answered without importing torch (2-6 s of a cold command's time); the answers are the torch
+path's to ~1e-5. Otherwise, or with `torch_free=False`, the encoder and `LossDiagnoser`s run in
+torch as before; `AuditQuery.backend` says which ran.
 """
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -22,13 +29,66 @@ import pandas as pd
 from scipy.special import expit
 
 from llm2loss import audit
+from llm2loss.store import keys as layout
 from llm2loss.config import StoreSettings
-from llm2loss.errors import DataError, NotFoundError
+from llm2loss.errors import DataError, NotFoundError, WeightsError
 from llm2loss.phrases import MAX_PHRASE_CHARS, normalise_phrases  # noqa: F401 (re-exported)
 from llm2loss.verdicts import A_WORSE, B_WORSE
 
 LOSS_DIAGNOSER = "rank-mlp"
 FAMILIARITY_DIAGNOSER = "familiarity-mlp"
+log = logging.getLogger(__name__)
+
+
+def percentiles(member_scores: np.ndarray, quantiles: np.ndarray) -> np.ndarray:
+    """Per-member percentile (0-100) of scores (K, k) among held-out scores given as quantiles
+    (K, Q). The definition of `llm2loss.analysis.percentiles`, here so that a query imports
+    neither the analysis package nor, through it, torch (a test keeps the two equal)."""
+    grid = np.linspace(0.0, 100.0, quantiles.shape[1])
+    return np.stack([np.interp(s, q, grid) for s, q in zip(member_scores, quantiles)])
+
+
+def download_diagnosers(store_settings: StoreSettings, model: str, version: str, dest: Path) -> dict[str, Path]:
+    """Every diagnoser folder of a finished audit, downloaded under `dest`: {name: folder}.
+    Only the names this version writes (objective-arch) become paths; others are skipped."""
+    store = audit.get_store(store_settings)
+    root = layout.diagnosers_prefix(model, version)
+    names = {key[len(root) + 1:].split("/", 1)[0] for key in store.list(f"{root}/")}
+    known = {f"{o}-{a}" for o in layout.OBJECTIVES for a in layout.ARCHS}
+    for name in sorted(names - known):
+        log.warning("skipping %r under %s: not a diagnoser this version writes", name, root)
+    folders = {}
+    for name in sorted(names & known):
+        folders[name] = dest / name
+        store.download_dir(f"{root}/{name}", folders[name])
+    return folders
+
+
+def torch_free_scorers(encoder_spec: str, folders: dict[str, Path]) -> tuple[Any, dict[str, Any]] | None:
+    """(encoder, diagnosers) computed in numpy, or None when the encoder or any diagnoser is not
+    one the numpy path covers (the reason is logged); the caller then uses torch."""
+    from llm2loss.diagnoser_numpy import NotCovered, NumpyDiagnoser
+    from llm2loss.encoders import torch_free_encoder
+
+    try:
+        encoder = torch_free_encoder(encoder_spec)
+    except WeightsError as exc:  # the torch path reports a broken model folder in its own words
+        log.info("encoder %s not run in numpy (%s); using torch", encoder_spec, exc)
+        return None
+    if encoder is None:
+        return None
+    try:
+        return encoder, {name: NumpyDiagnoser.load(folder) for name, folder in folders.items()}
+    except NotCovered as exc:
+        log.info("a diagnoser is not scored in numpy (%s); using torch", exc)
+        return None
+
+
+def torch_scorers(encoder_spec: str, folders: dict[str, Path]) -> tuple[Any, dict[str, Any]]:
+    """(encoder, diagnosers) in torch: `audit.get_encoder` and `LossDiagnoser.load`."""
+    from llm2loss.diagnoser import LossDiagnoser
+
+    return audit.get_encoder(encoder_spec), {name: LossDiagnoser.load(f) for name, f in folders.items()}
 
 
 def validate_phrases(phrases: list[str]) -> list[str]:
@@ -50,14 +110,22 @@ def completed_manifest(store_settings: StoreSettings, model: str, version: str) 
 
 
 class AuditQuery:
-    """A finished audit opened for questions: its manifest, encoder and diagnosers."""
+    """A finished audit opened for questions: its manifest, encoder and diagnosers.
 
-    def __init__(self, store_settings: StoreSettings, model: str, version: str) -> None:
+    torch_free (default True): numpy encoder and diagnosers when they cover this audit (see the
+    module doc), else torch; `backend` is "numpy" or "torch", whichever was loaded.
+    """
+
+    def __init__(self, store_settings: StoreSettings, model: str, version: str, *,
+                 torch_free: bool = True) -> None:
         self.manifest = completed_manifest(store_settings, model, version)
         self.model, self.version = model, version
         self._tmp = tempfile.TemporaryDirectory()
-        self.diagnosers = audit.load_diagnosers(store_settings, model, version, Path(self._tmp.name))
-        self.encoder = audit.get_encoder(self.manifest["encoder"])
+        folders = download_diagnosers(store_settings, model, version, Path(self._tmp.name))
+        spec = self.manifest["encoder"]
+        scorers = torch_free_scorers(spec, folders) if torch_free else None
+        self.backend = "numpy" if scorers is not None else "torch"
+        self.encoder, self.diagnosers = scorers if scorers is not None else torch_scorers(spec, folders)
         self._store = audit.get_store(store_settings)
         self._metrics: dict[str, Any] | None = None
         self._reference: Any = None
@@ -89,8 +157,6 @@ class AuditQuery:
 
     def _percentiles(self, embeddings: np.ndarray) -> np.ndarray | None:
         """Members' percentiles (K, n) of phrase embeddings among held-out scores, or None."""
-        from llm2loss.analysis import percentiles
-
         quantiles = (self.metrics.get("score_quantiles") or {}).get(LOSS_DIAGNOSER)
         d = self._diagnoser(LOSS_DIAGNOSER)
         try:

@@ -133,7 +133,8 @@ def _release_names(store: ArtifactStore) -> list[tuple[str, str]]:
     return names
 
 
-def _validation_problems(exc: ValidationError) -> str:
+def validation_problems(exc: ValidationError) -> str:
+    """pydantic's errors as one clause: `'field.path': message; ...` (the CLI's wording too)."""
     problems = []
     for err in exc.errors():
         field = ".".join(str(p) for p in err["loc"]) or "(top level)"
@@ -168,7 +169,7 @@ def get(store: ArtifactStore, model: str, version: str) -> ReleaseSpec:
         release = ReleaseSpec.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(
-            f"release.json of {model}@{version} ({key}) is invalid: {_validation_problems(exc)}; "
+            f"release.json of {model}@{version} ({key}) is invalid: {validation_problems(exc)}; "
             "fix these fields and register it again (overwrite=True)"
         ) from None
     if (release.model, release.version) != (model, version):

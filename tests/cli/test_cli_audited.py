@@ -118,6 +118,57 @@ def test_audit_of_a_finished_release_starts_nothing(audited):
     assert proc.stderr == "", proc.stderr
 
 
+def _close(ours, theirs, where: str) -> None:
+    """JSON answers equal, numbers to 1e-5 (numpy and torch round float32 differently)."""
+    if isinstance(theirs, float) and isinstance(ours, (int, float)):
+        assert ours == pytest.approx(theirs, abs=1e-5, rel=1e-5, nan_ok=True), where
+    elif isinstance(theirs, dict):
+        assert ours.keys() == theirs.keys(), where
+        for key in theirs:
+            _close(ours[key], theirs[key], f"{where}.{key}")
+    elif isinstance(theirs, list):
+        assert len(ours) == len(theirs), where
+        for i, (a, b) in enumerate(zip(ours, theirs)):
+            _close(a, b, f"{where}[{i}]")
+    else:
+        assert ours == theirs, where
+
+
+def test_questions_import_no_torch_and_answer_as_torch_does(audited):
+    """The default MiniLM audit is answered in numpy (llm2loss.diagnoser_numpy, encoders.bert_numpy):
+    a cold `query`, `compare` or `discover` process never imports torch, and its answers are those
+    of the torch encoder and LossDiagnosers to 1e-5."""
+    from llm2loss.jsonable import jsonable
+    from llm2loss.query import AuditQuery
+
+    store = audited["store"]
+    phrases = ["an email written in HTML", "a reply on a mailing list"]
+    questions = {
+        "query": ["query", f"{MODEL}@v2", *phrases, "--store", store, "--json"],
+        "compare": ["compare", f"{MODEL}@v2", *phrases, "--store", store, "--json"],
+        "discover": ["discover", f"{MODEL}@v2", "--top-k", "3", "--store", store, "--json"],
+    }
+    answers = {}
+    for name, argv in questions.items():
+        code = ("import sys; from app.cli import app; "
+                f"app({argv!r}, standalone_mode=False); "
+                "print('torch imported:', 'torch' in sys.modules, file=sys.stderr)")
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stderr.strip().splitlines()[-1] == "torch imported: False", (name, proc.stderr[-800:])
+        answers[name] = json.loads(proc.stdout)
+    in_torch = AuditQuery(StoreSettings(uri=store), MODEL, "v2", torch_free=False)
+    assert in_torch.backend == "torch"
+    expected = json.loads(run("query", f"{MODEL}@v2", *phrases, "--store", store, "--json").stdout)
+    assert AuditQuery(StoreSettings(uri=store), MODEL, "v2").backend == "numpy"
+    torch_rows = jsonable(in_torch.estimate(phrases).to_dict(orient="records"))
+    _close(answers["query"], torch_rows, "query")
+    _close(expected, torch_rows, "query in-process")
+    _close(answers["compare"], jsonable(in_torch.compare(*phrases)), "compare")
+    names, vocabulary = in_torch.default_vocabulary()
+    _close(answers["discover"], jsonable({"vocabulary": names, **in_torch.discover(vocabulary, 3)}), "discover")
+
+
 def test_gate_on_real_audits(audited):
     first = run("gate", f"{MODEL}@v1", "--store", audited["store"])
     assert first.exit_code == 0 and first.stdout.startswith(f"PASS {MODEL}@v1")

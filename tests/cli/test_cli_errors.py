@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from llm2loss import registry
-from app.cli import jsonable
+from llm2loss.jsonable import jsonable
 from llm2loss.config import DatasetSpec, ReleaseSpec
 from llm2loss.query import MAX_PHRASE_CHARS
 from llm2loss.store import ArtifactStore
@@ -231,6 +231,39 @@ def test_empty_store_option_is_refused(cli):
 def test_bad_environment_setting_names_the_variable(cli, tmp_path):
     result = cli("releases", "--store", tmp_path, env={"LLM2LOSS_AUDIT__SHARD_SIZE": "zero"})
     assert_one_line_error(result, "LLM2LOSS_AUDIT__SHARD_SIZE", "valid integer")
+
+
+def _finished(store: str, model: str, version: str, changes: dict | None = None) -> None:
+    """A completed audit manifest for a registered release, as the audit writes it, then changed."""
+    if not ArtifactStore(store).exists(f"releases/{model}/{version}/release.json"):
+        registry.register(ArtifactStore(store), tiny_release(model, version))
+    report = f"audits/{model}/{version}/report"
+    manifest = {"model": model, "version": version, "status": "completed", "completed_at": "2026-01-01T00:00:00",
+                "report": f"{report}/index.html", "metrics": f"{report}/metrics.json", **(changes or {})}
+    ArtifactStore(store).write_json(f"audits/{model}/{version}/manifest.json", manifest)
+
+
+@pytest.mark.parametrize("tamper", [
+    {"report": "../../../etc/passwd"},  # a key outside the audit's report folder
+    {"model": "someone-else"},  # the manifest of another release copied here
+])
+def test_listings_skip_a_tampered_manifest_with_a_warning(cli, store_with_release, tamper):
+    _finished(store_with_release, "toy", "v1")  # a good audit beside the tampered one
+    _finished(store_with_release, "toy", "v2", tamper)
+    for as_json in (True, False):
+        result = cli("audits", "--store", store_with_release, *(["--json"] if as_json else []))
+        assert result.exit_code == 0, result.stderr
+        warning = result.stderr.strip().splitlines()
+        assert len(warning) == 1 and warning[0].startswith("warning: skipping the audit of toy@v2: ")
+        assert "cannot be trusted" in warning[0] or "invalid" in warning[0], warning[0]
+        if as_json:
+            assert [a["version"] for a in json.loads(result.stdout)] == ["v1"]
+        else:
+            assert "v1" in result.stdout and "v2" not in result.stdout
+    listed = cli("releases", "--store", store_with_release, "--json")
+    assert listed.exit_code == 0 and listed.stderr.startswith("warning: skipping the audit of toy@v2")
+    assert [(r["version"], r["audited"]) for r in json.loads(listed.stdout)] == [("v1", True), ("v2", False)]
+    assert_one_line_error(cli("report", "toy@v2", "--store", store_with_release), "cannot be trusted")
 
 
 def test_unexpected_failure_is_one_line_and_debug_shows_it(cli, store_with_release, monkeypatch):
