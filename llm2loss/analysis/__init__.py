@@ -301,9 +301,9 @@ def _familiarity(diagnosers: dict[str, LossDiagnoser], primary: str | None, phra
     if phrases.in_domain and phrases.out_of_domain:
         E_in = phrases.matrix(phrases.in_domain)
         for name in names:
-            scores_in = diagnosers[name].predict(E_in, modality="text")
+            scores_in = diagnosers[name].predict(E_in, space="text")
             for vocab, ood in phrases.out_of_domain.items():
-                scores_out = diagnosers[name].predict(phrases.matrix(ood), modality="text")
+                scores_out = diagnosers[name].predict(phrases.matrix(ood), space="text")
                 result["auroc"].append({
                     "diagnoser": name, "out_of_domain": vocab, "n_in": len(phrases.in_domain),
                     "n_out": len(ood),
@@ -325,7 +325,7 @@ def _probe_rows(diagnoser: LossDiagnoser, phrases: _Phrases) -> list[dict[str, A
     probes += [(p, "out-of-domain", vocab) for vocab, ps in phrases.out_of_domain.items() for p in ps]
     if not probes:
         return []
-    logits = diagnoser.predict_members(phrases.matrix([p for p, _, _ in probes]), modality="text")
+    logits = diagnoser.predict_members(phrases.matrix([p for p, _, _ in probes]), space="text")
     probs = expit(logits)
     return [{"phrase": p, "domain": domain, "source": src,
              "logit": float(logits[:, i].mean()), "logit_std": float(logits[:, i].std()),
@@ -344,8 +344,8 @@ def _estimates(diagnoser: LossDiagnoser, quantiles: np.ndarray, familiar: LossDi
         return []
     E = phrases.matrix(phrases.in_domain)
     table = insights.estimate(diagnoser, E, phrases.in_domain)
-    pct = percentiles(diagnoser.predict_members(E, modality="text"), quantiles)
-    fam = expit(familiar.predict_members(E, modality="text")) if familiar is not None else None
+    pct = percentiles(diagnoser.predict_members(E, space="text"), quantiles)
+    fam = expit(familiar.predict_members(E, space="text")) if familiar is not None else None
     rows = []
     for i, rec in enumerate(table.to_dict(orient="records")):
         rows.append({
@@ -391,9 +391,9 @@ def _comparisons(diagnoser: LossDiagnoser, quantiles: np.ndarray,
                                             separation)
     A = phrases.matrix([a for a, _, _ in pairs])
     B = phrases.matrix([b for _, b, _ in pairs])
-    comparison = diagnoser.compare(A, B, modality="text")
-    pct_a = percentiles(diagnoser.predict_members(A, modality="text"), quantiles)
-    pct_b = percentiles(diagnoser.predict_members(B, modality="text"), quantiles)
+    comparison = diagnoser.compare(A, B, space="text")
+    pct_a = percentiles(diagnoser.predict_members(A, space="text"), quantiles)
+    pct_b = percentiles(diagnoser.predict_members(B, space="text"), quantiles)
     rows = []
     for i, (a, b, src) in enumerate(pairs):
         diff_pct = pct_a[:, i] - pct_b[:, i]
@@ -491,8 +491,8 @@ def _attribute_row(column: str, mask: np.ndarray, yes: str, no: str, loss_test: 
     pair = np.stack([phrases.embeddings[yes], phrases.embeddings[no]])
     predicted = {}
     for name, diagnoser in loss_diagnosers.items():
-        comparison = diagnoser.compare(pair[:1], pair[1:], modality="text")
-        scores = diagnoser.predict(pair, modality="text")
+        comparison = diagnoser.compare(pair[:1], pair[1:], space="text")
+        scores = diagnoser.predict(pair, space="text")
         predicted[name] = {**_disparity(scores, np.array([True, False])),
                            "p_attr_worse": float(comparison.p_higher[0])}
     return {"attribute": column, "phrase_attr": yes, "phrase_not": no,
@@ -693,9 +693,9 @@ def compare_versions(*, prev_diagnosers: dict[str, LossDiagnoser], prev_metrics:
         if E.shape[0] != len(phrases):
             raise DataError(f"phrase_embeddings has {E.shape[0]} rows for {len(phrases)} phrases; "
                             "encode exactly the given phrases, in order")
-        prev_pct = percentiles(prev_diagnosers[name].predict_members(E, modality="text"),
+        prev_pct = percentiles(prev_diagnosers[name].predict_members(E, space="text"),
                                np.asarray(prev_metrics["score_quantiles"][name]))
-        cur_pct = percentiles(cur_diagnosers[name].predict_members(E, modality="text"),
+        cur_pct = percentiles(cur_diagnosers[name].predict_members(E, space="text"),
                               np.asarray(cur_metrics["score_quantiles"][name]))
         index = {p: i for i, p in enumerate(phrases)}
         phrase_rows = [{"phrase": p, **_pair_change(prev_pct[:, i], cur_pct[:, i])}
