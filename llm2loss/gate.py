@@ -38,6 +38,7 @@ class GateResult:
     error_rate_current: float | None
     max_error_rate_rise: float
     notes: list[str] = field(default_factory=list)
+    predicted: list[str] = field(default_factory=list)  # estimated rises: predictions, not reasons
 
     @property
     def error_rate_rise(self) -> float | None:
@@ -90,9 +91,8 @@ def evaluate_gate(manifest: dict[str, Any], regression: dict[str, Any] | None, *
     notes = []
     predicted = predictions(regression)
     if predicted:
-        notes.append(f"{len(predicted)} estimated rise{'s' if len(predicted) != 1 else ''} "
-                     f"against {previous_ref} {'are predictions' if len(predicted) != 1 else 'is a prediction'}"
-                     ", not measured, so not a reason to fail: " + "; ".join(predicted))
+        notes.append(f"{_predicted_count(len(predicted))} against {previous_ref}, not measured, so "
+                     "not a reason to fail: " + "; ".join(predicted))
     if before is None or after is None:
         notes.append("the held-out error rate is not known for both versions (a regression "
                      "model?), so only the regression report was checked")
@@ -101,7 +101,12 @@ def evaluate_gate(manifest: dict[str, Any], regression: dict[str, Any] | None, *
                        f"more than the allowed {threshold:+.3f}) against {previous_ref}")
     return GateResult(ref=ref, passed=not reasons, reasons=reasons, previous=previous_ref,
                       significant_regression=flagged, error_rate_previous=before,
-                      error_rate_current=after, max_error_rate_rise=threshold, notes=notes)
+                      error_rate_current=after, max_error_rate_rise=threshold, notes=notes,
+                      predicted=predicted)
+
+
+def _predicted_count(n: int) -> str:
+    return f"{n} estimated rise{'s are predictions' if n != 1 else ' is a prediction'}"
 
 
 def gate_lines(result: GateResult) -> list[str]:
@@ -114,7 +119,7 @@ def gate_lines(result: GateResult) -> list[str]:
     errors = ("" if rise is None else
               f"; held-out error rate {result.error_rate_previous:.3f} -> {result.error_rate_current:.3f} "
               f"({rise:+.3f}, allowed {result.max_error_rate_rise:+.3f})")
-    predicted = ("; estimated rises (predictions, not measured) are in the notes"
-                 if any("not measured" in note for note in result.notes) else "")
+    predicted = (f"; {_predicted_count(len(result.predicted))}, not measured (regression.json "
+                 "'predicted')" if result.predicted else "")
     return [f"PASS {result.ref}: no significant regression against {result.previous}{errors}"
             f"{predicted}"]

@@ -80,11 +80,13 @@ def test_estimated_rises_alone_are_predictions_and_pass_with_a_note():
     report = {**regression(flag=False), "predicted": [ESTIMATED]}
     result = evaluate_gate(manifest(), report)
     assert result.passed and result.reasons == [] and not result.significant_regression
-    assert result.notes == ["1 estimated rise against spam-filter@v1 is a prediction, not measured, "
+    assert result.notes == ["1 estimated rise is a prediction against spam-filter@v1, not measured, "
                             f"so not a reason to fail: {ESTIMATED}"]
     (line,) = gate_lines(result)
     assert line.startswith("PASS spam-filter@v2: no significant regression against spam-filter@v1")
-    assert line.endswith("; estimated rises (predictions, not measured) are in the notes")
+    assert line.endswith("; 1 estimated rise is a prediction, not measured (regression.json "
+                         "'predicted')")
+    assert result.predicted == [ESTIMATED] and result.to_dict()["predicted"] == [ESTIMATED]
 
 
 def test_a_report_of_the_earlier_rule_fails_only_on_its_measured_reasons():
@@ -163,6 +165,7 @@ def test_gate_command_passes_a_release_whose_rises_are_only_estimated(cli, tmp_p
     result = cli("gate", "spam-filter@v2", "--store", store)
     assert result.exit_code == 0, result.stdout
     assert result.stdout.startswith("PASS spam-filter@v2: no significant regression")
+    assert "1 estimated rise is a prediction, not measured" in result.stdout
 
 
 def test_gate_command_json(cli, tmp_path):
