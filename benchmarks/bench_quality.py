@@ -158,7 +158,7 @@ def planted_seed(seed: int, n: int, sentences, E_sentences: np.ndarray, phrases:
                      loss_test=loss[test], correct_test=None, attributes_test=None,
                      text_encoder=encoder, settings=settings,
                      vocabularies={"planted_phrases": phrases}, attribute_phrases={})
-    scorers = {name: (lambda E, d=d: d.predict(E, modality="text"), lambda E, d=d: d.predict(E))
+    scorers = {name: (lambda E, d=d: d.predict(E, space="text"), lambda E, d=d: d.predict(E))
                for name, d in result.diagnosers.items()}
     for name, b in fit_baselines(X[~test], loss[~test], random_state=seed).items():
         scorers[name] = (b.predict, b.predict)

@@ -265,7 +265,7 @@ def _reference(s: TrustSet, d: LossDiagnoser) -> Reference:
 def _percentiles(d: LossDiagnoser, s: TrustSet) -> list[float]:
     """Percentile of every attribute phrase (a and b) among the held-out samples' scores."""
     held = np.sort(d.predict(s.X_test))
-    scores = d.predict(np.vstack([s.E_a, s.E_b]), modality="text")
+    scores = d.predict(np.vstack([s.E_a, s.E_b]), space="text")
     return (100.0 * np.searchsorted(held, scores) / len(held)).tolist()
 
 
@@ -284,7 +284,7 @@ def evaluate_variant(s: TrustSet, variant: str, *, max_epochs: int | None = None
     table = compare_phrases(d, s.E_a, s.E_b, [p.phrase_a for p in s.pairs],
                             [p.phrase_b for p in s.pairs], reference=reference,
                             separation=separation)
-    compared = d.compare(s.E_a, s.E_b, modality="text")
+    compared = d.compare(s.E_a, s.E_b, space="text")
     pairs = [{"p": float(row.p_higher), "median_diff": float(row.median_diff),
               "differences": compared.differences[:, i].tolist(),
               "gap": [row.measured_diff, row.measured_low, row.measured_high, int(row.n_a),

@@ -516,7 +516,7 @@ def regression_against_previous(
     store_settings: StoreSettings, release: ReleaseSpec, plan: AuditPlan, metrics: dict[str, Any]
 ) -> dict[str, Any] | None:
     """The version-to-version regression report, when an earlier version was audited alike."""
-    from llm2loss.analysis import compare_versions, regression_phrases
+    from llm2loss.regression import compare_versions, regression_phrases
 
     previous = previous_audit(store_settings, release, plan)
     if previous is None:

@@ -1,10 +1,13 @@
 """The release gate: may a release ship, given its finished audit?
 
-A release fails the gate when its audit found a significant regression against the previous
-version (the regression report's `significant_regression`, one reason per line from its
-`reasons`, after the error-rate line when there is one), or when its held-out error rate rose by more than `max_error_rate_rise` (absolute,
-0.02 = two percentage points) over the previous version's. A release with no earlier version
-audited on the same dataset and encoder has nothing to regress from and passes, with a note.
+A release fails the gate when its audit measured a significant regression against the previous
+version (the regression report's measured `reasons`, one per line, after the error-rate line when
+there is one), or when its held-out error rate rose by more than `max_error_rate_rise` (absolute,
+0.02 = two percentage points) over the previous version's. Only measured changes fail a release:
+a phrase whose *estimated* loss rose is a prediction of the diagnosers (the report's `predicted`,
+`llm2loss.regression`), so it is named in a note and never fails the gate, also when an older
+report listed it among its reasons. A release with no earlier version audited on the same
+dataset and encoder has nothing to regress from and passes, with a note.
 
 Pure functions over the audit's manifest and regression report (plain dicts): the `llm2loss gate`
 command reads them from the store, and a team's own pipeline can call `evaluate_gate` directly.
@@ -17,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from llm2loss.errors import ConfigError
+from llm2loss.regression import is_regression, measured_reasons, predictions
 
 DEFAULT_MAX_ERROR_RATE_RISE = 0.02
 
@@ -34,6 +38,7 @@ class GateResult:
     error_rate_current: float | None
     max_error_rate_rise: float
     notes: list[str] = field(default_factory=list)
+    predicted: list[str] = field(default_factory=list)  # estimated rises: predictions, not reasons
 
     @property
     def error_rate_rise(self) -> float | None:
@@ -76,14 +81,18 @@ def evaluate_gate(manifest: dict[str, Any], regression: dict[str, Any] | None, *
                           max_error_rate_rise=threshold, notes=[note])
     previous = regression.get("previous") or {}
     previous_ref = f"{previous.get('model')}@{previous.get('version')}" if previous else None
-    flagged = bool(regression.get("significant_regression") or manifest.get("significant_regression"))
-    reasons = [str(r) for r in regression.get("reasons") or []] if flagged else []
+    flagged = is_regression(regression)  # measured changes only (module doc)
+    reasons = measured_reasons(regression) if flagged else []
     if flagged and not reasons:
         reasons = [f"the audit flagged a significant regression against {previous_ref} "
                    "(see regression.json in the report folder)"]
     errors = (regression.get("overall") or {}).get("test_error_rate") or {}
     before, after = _number(errors.get("previous")), _number(errors.get("current"))
     notes = []
+    predicted = predictions(regression)
+    if predicted:
+        notes.append(f"{_predicted_count(len(predicted))} against {previous_ref}, not measured, so "
+                     "not a reason to fail: " + "; ".join(predicted))
     if before is None or after is None:
         notes.append("the held-out error rate is not known for both versions (a regression "
                      "model?), so only the regression report was checked")
@@ -92,7 +101,12 @@ def evaluate_gate(manifest: dict[str, Any], regression: dict[str, Any] | None, *
                        f"more than the allowed {threshold:+.3f}) against {previous_ref}")
     return GateResult(ref=ref, passed=not reasons, reasons=reasons, previous=previous_ref,
                       significant_regression=flagged, error_rate_previous=before,
-                      error_rate_current=after, max_error_rate_rise=threshold, notes=notes)
+                      error_rate_current=after, max_error_rate_rise=threshold, notes=notes,
+                      predicted=predicted)
+
+
+def _predicted_count(n: int) -> str:
+    return f"{n} estimated rise{'s are predictions' if n != 1 else ' is a prediction'}"
 
 
 def gate_lines(result: GateResult) -> list[str]:
@@ -105,4 +119,7 @@ def gate_lines(result: GateResult) -> list[str]:
     errors = ("" if rise is None else
               f"; held-out error rate {result.error_rate_previous:.3f} -> {result.error_rate_current:.3f} "
               f"({rise:+.3f}, allowed {result.max_error_rate_rise:+.3f})")
-    return [f"PASS {result.ref}: no significant regression against {result.previous}{errors}"]
+    predicted = (f"; {_predicted_count(len(result.predicted))}, not measured (regression.json "
+                 "'predicted')" if result.predicted else "")
+    return [f"PASS {result.ref}: no significant regression against {result.previous}{errors}"
+            f"{predicted}"]

@@ -1,7 +1,7 @@
 """Ask a fitted LossDiagnoser about phrases: estimates, pairwise comparisons, discovery.
 
 Phrase embeddings come from the text side of a language-aligned encoder, so every query here
-uses `modality="text"` (which matters when the diagnoser was fitted with gap="center").
+uses `space="text"` (which matters when the diagnoser was fitted with gap="center").
 Uncertainty is the spread over the ensemble members: std and the five quartiles q0..q4 (min, q1,
 median, q3, max) of the member outputs, or of the member differences for a pair.
 
@@ -24,7 +24,7 @@ from llm2loss.errors import DataError
 from llm2loss.grounding import Reference
 from llm2loss.verdicts import Evidence, verdict
 
-if TYPE_CHECKING:  # annotations only: a torch-free query (llm2loss.diagnoser_numpy) never imports torch
+if TYPE_CHECKING:  # annotations only: a torch-free query (llm2loss.diagnoser.numpy_scoring) never imports torch
     from llm2loss.diagnoser import LossDiagnoser
 
 __all__ = ["Discovery", "Reference", "compare_phrases", "discover", "estimate"]
@@ -63,7 +63,7 @@ def estimate(diagnoser: LossDiagnoser, text_embeddings: Any, phrases: Sequence[s
     `examples` (a list of up to 5 Example dicts: id, preview, loss).
     """
     phrases = _check_phrases(text_embeddings, phrases, "phrases")
-    members = diagnoser.predict_members(text_embeddings, modality="text")
+    members = diagnoser.predict_members(text_embeddings, space="text")
     table = _member_table(members)
     table.insert(0, "phrase", phrases)
     if reference is not None:
@@ -104,7 +104,7 @@ def compare_phrases(diagnoser: LossDiagnoser, emb_a: Any, emb_b: Any,
     if len(phrases_a) != len(phrases_b):
         raise DataError(f"{len(phrases_a)} phrases_a but {len(phrases_b)} phrases_b; pairs are "
                         f"formed row by row, so pass equally many")
-    c = diagnoser.compare(emb_a, emb_b, modality="text")
+    c = diagnoser.compare(emb_a, emb_b, space="text")
     table = pd.DataFrame({"phrase_a": phrases_a, "phrase_b": phrases_b,
                           "p_higher": c.p_higher, "median_diff": c.quartiles[2]})
     for col, row in zip(Q_COLUMNS, c.quartiles):

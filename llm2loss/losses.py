@@ -29,7 +29,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 
 from llm2loss.config import ReleaseSpec
-from llm2loss.encoders.base import resolve_device
+from llm2loss.devices import resolve_device
 from llm2loss.entrypoints import check_allowed
 from llm2loss.errors import ConfigError, DataError, WeightsError
 from llm2loss.sources.base import Shard

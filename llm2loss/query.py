@@ -11,7 +11,7 @@ verdict ("a worse", "b worse" or "uncertain", `llm2loss.verdicts`) and its reaso
 The held-out samples are the audit's own (`llm2loss.held_out`), checked against their sha256.
 
 Torch-free by default: when the audit's encoder runs in numpy (`encoders.torch_free_encoder`: the
-default MiniLM does) and every diagnoser is one `llm2loss.diagnoser_numpy` scores, the question
+default MiniLM does) and every diagnoser is one `llm2loss.diagnoser.numpy_scoring` scores, the question
 is answered without importing torch (2-6 s of a cold command's time); the answers are the torch
 path's to ~1e-5. Otherwise, or with `torch_free=False`, the encoder and `LossDiagnoser`s run in
 torch as before; `AuditQuery.backend` says which ran.
@@ -67,7 +67,7 @@ def download_diagnosers(store_settings: StoreSettings, model: str, version: str,
 def torch_free_scorers(encoder_spec: str, folders: dict[str, Path]) -> tuple[Any, dict[str, Any]] | None:
     """(encoder, diagnosers) computed in numpy, or None when the encoder or any diagnoser is not
     one the numpy path covers (the reason is logged); the caller then uses torch."""
-    from llm2loss.diagnoser_numpy import NotCovered, NumpyDiagnoser
+    from llm2loss.diagnoser.numpy_scoring import NotCovered, NumpyDiagnoser
     from llm2loss.encoders import torch_free_encoder
 
     try:
@@ -165,7 +165,7 @@ class AuditQuery:
             return None
         if q.ndim != 2 or q.shape[0] != d.n_members or q.shape[1] < 2:
             return None
-        return percentiles(d.predict_members(embeddings, modality="text"), q)
+        return percentiles(d.predict_members(embeddings, space="text"), q)
 
     def _separation(self, a: str, b: str) -> float | None:
         """The 0-shot AUROC of (a, b) when it is one of the audit's attribute pairs."""
@@ -229,7 +229,7 @@ class AuditQuery:
         """
         if FAMILIARITY_DIAGNOSER not in self.diagnosers:
             return None
-        logits = self.diagnosers[FAMILIARITY_DIAGNOSER].predict_members(embeddings, modality="text")
+        logits = self.diagnosers[FAMILIARITY_DIAGNOSER].predict_members(embeddings, space="text")
         return expit(np.asarray(logits, dtype=np.float64))
 
     def compare(self, a: str, b: str) -> dict[str, Any]:

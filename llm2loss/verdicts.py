@@ -20,15 +20,16 @@ The rule (`verdict`) states "a worse" or "b worse" only when all of them agree:
    separates the phrases, so neither the prediction nor the retrieval is about the attribute;
    where none is known (no labels for the pair), the held-out samples must differ clearly in how
    much they resemble a rather than b: the spread (std) of cos(x, a) - cos(x, b) over held-out
-   samples is at least MIN_SPREAD. On SpamAssassin, where short phrases barely separate whole
-   e-mails (0-shot AUROC 0.46-0.83), that spread is 0.03-0.09 and, without labels, the retrieved
-   samples pointed the same wrong way as the prediction for 2 of 5 stated pairs; on the planted
-   slices, whose phrases the encoder separates perfectly, it is 0.17-0.37;
+   samples is at least MIN_SPREAD. Where short phrases barely separate whole documents (real
+   e-mail), that spread is small and the retrieved samples can point the same wrong way as the
+   prediction, so agreeing with the measurement proves nothing; where the encoder separates the
+   phrases well (the planted slices), the spread is clearly larger;
 7. where familiarity is known, both phrases are familiar (P(familiar) >= MIN_FAMILIARITY).
 Otherwise the verdict is "uncertain" and the reason names the first check that failed.
 The thresholds were chosen on benchmarks/bench_trust.py (SpamAssassin v1/v2 attributes, planted
-slices over 5 seeds, and a second corpus), where they keep the confident-wrong rate at or below
-0.10; see `## Trust` in benchmarks/RESULTS.md.
+slices over several seeds, and a second corpus) so that a stated verdict is rarely confidently
+wrong; the measured spreads, AUROCs and rates are in `## Trust` of benchmarks/RESULTS.md (the
+threshold sweep and the real-corpus pairs one by one), where a rerun updates them.
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ from urllib.parse import parse_qsl
 
 import numpy as np
 
+from llm2loss.devices import resolve_device  # noqa: F401 (re-exported by llm2loss.encoders)
 from llm2loss.errors import ConfigError, DataError
 
 Modality = Literal["text", "image"]
@@ -60,13 +61,6 @@ def parse_spec(spec: str) -> EncoderSpec:
     return EncoderSpec(kind=kind, target=target, options=dict(parse_qsl(query, keep_blank_values=True)))
 
 
-def resolve_device(device: str | None) -> str:
-    """`device` as given, else 'cuda' when a GPU is visible, else 'cpu'."""
-    if device is not None:
-        return device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def short_hash(*parts: str) -> str:

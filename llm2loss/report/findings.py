@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from llm2loss.regression import is_regression, measured_reasons, predictions
 from llm2loss.verdicts import A_WORSE, B_WORSE, P_STATE, UNCERTAIN
 
 UNCERTAIN_LOW = 0.2
@@ -330,13 +331,14 @@ def regression_findings(regression: dict[str, Any]) -> list[Finding]:
     for row in regression.get("attributes_measured", [])[:N_PER_KIND]:
         out.append(Finding(f"Measured {row['metric']} disparity of '{row['attribute']}' went from "
                            f"{row['previous']:+.3f} to {row['current']:+.3f}."))
-    if regression.get("significant_regression"):
-        reasons = list(regression.get("reasons", []))
-        estimated = any(r.startswith(("phrase ", "attribute ")) for r in reasons)
-        label = ("Significant regression by the rule (partly from estimated phrase rises, which "
-                 "are predictions; the measured changes are above): " if estimated
-                 else "Significant regression: ")
-        out.append(Finding(label + "; ".join(reasons) + ".", severity="high"))
+    predicted = predictions(regression)
+    if predicted:  # estimated rises: predictions of the diagnosers, never a regression by themselves
+        out.append(Finding("Uncertain: predicted, not measured: " + "; ".join(predicted) + ".",
+                           verdict=UNCERTAIN, severity="medium"))
+    if is_regression(regression):
+        reasons = measured_reasons(regression)
+        out.append(Finding("Significant regression (measured): " + "; ".join(reasons) + ".",
+                           severity="high"))
     else:
         out.append(Finding("No significant regression by the rule: "
                            + str(regression.get("rule", "")) + "."))

@@ -3,7 +3,9 @@
 `overview(metrics, regression)` gathers what a reader needs before any table: the audited
 release, its overall held-out metrics (error rate, mean loss, sample counts) and, for a version
 with a predecessor, their change (previous -> current, ratio) with a severity label, whether the
-version regressed significantly, and its biggest phrase change. `overview_html` and
+version regressed significantly (a measured change, `llm2loss.regression`: high), whether its
+diagnosers only predict a regression (estimated phrase rises: medium, said to be predictions),
+and its biggest phrase change. `overview_html` and
 `overview_markdown` render it; every user string is escaped there.
 
 `check_next_groups(findings)` orders the headline findings for reading: cautions first, then the
@@ -19,6 +21,7 @@ from typing import Any
 
 # _overall_changes is the findings' own rule for the overall change and its severity: the first
 # screen shows exactly what the regression findings state, never a second rule.
+from llm2loss.regression import is_regression, measured_reasons, predictions
 from llm2loss.report.findings import Finding, _overall_changes
 from llm2loss.report.tables import fmt
 
@@ -49,7 +52,7 @@ class Overview:
     changes: list[Change] = field(default_factory=list)
     regressed: bool | None = None
     reasons: int = 0
-    measured_reasons: int = 0
+    predicted: int = 0
     biggest_phrase: str | None = None
     stated: int = 0
     uncertain: int = 0
@@ -115,11 +118,9 @@ def overview(metrics: dict[str, Any], regression: dict[str, Any] | None,
         previous = regression.get("previous") or {}
         result.previous_release = _release(previous.get("model"), previous.get("version"))
         result.changes = _changes(regression)
-        result.regressed = bool(regression.get("significant_regression"))
-        reasons = [str(r) for r in regression.get("reasons") or []]
-        result.reasons = len(reasons)
-        # the rule also counts estimated phrase rises; only the others are measured changes
-        result.measured_reasons = sum(not r.startswith(("phrase ", "attribute ")) for r in reasons)
+        result.regressed = is_regression(regression)  # measured changes only
+        result.reasons = len(measured_reasons(regression))
+        result.predicted = len(predictions(regression))
         result.biggest_phrase = _biggest_phrase(regression)
     return result
 
@@ -150,15 +151,15 @@ def _status(view: Overview) -> tuple[str, str]:
     """(label, sentence) of the version-to-version verdict; "baseline" for a first version."""
     if view.regressed is None:
         return "baseline", "First audited version: no previous version to compare against."
-    if view.regressed and view.measured_reasons:
-        return "high", (f"Significant regression against {view.previous_release} "
+    if view.regressed:
+        return "high", (f"Significant regression against {view.previous_release}, measured "
                         f"({view.reasons} reason{'s' if view.reasons != 1 else ''}, listed under "
                         "What changed).")
-    if view.regressed:  # only estimated phrase rises: a prediction, not a measured regression
-        return "medium", (f"Regression by the rule against {view.previous_release}, from estimated "
-                          f"phrase rises only ({view.reasons} reason{'s' if view.reasons != 1 else ''}"
-                          ", listed under What changed): predictions, no measured change crossed "
-                          "the rule.")
+    if view.predicted:  # estimated phrase rises only: a prediction, not a measured regression
+        return "medium", (f"No measured regression against {view.previous_release}; "
+                          f"{view.predicted} estimated rise{'s' if view.predicted != 1 else ''} "
+                          "crossed the rule (predictions, listed under What changed), so the "
+                          "change is uncertain.")
     return "low", f"No significant regression against {view.previous_release}."
 
 

@@ -13,6 +13,7 @@ import base64
 from dataclasses import dataclass, field
 from typing import Any
 
+from llm2loss.regression import is_regression, measured_reasons, predictions
 from llm2loss.report import figures, tables
 from llm2loss.report.findings import Finding, headline_findings, regression_findings
 from llm2loss.report.overview import Overview, check_next_groups, overview
@@ -71,10 +72,13 @@ def _regression_section(regression: dict[str, Any], figure: list[Figure]) -> Sec
                                     or said[-1].startswith("No significant regression")) else None
     bullets = [f for f in said if f is not verdict]
     reasons = None
-    if regression.get("significant_regression"):
-        reasons = ("Significant regression", [str(r) for r in regression.get("reasons", [])])
+    regressed = is_regression(regression)  # measured changes only (llm2loss.regression)
+    if regressed:
+        reasons = ("Significant regression", measured_reasons(regression))
+    elif predictions(regression):
+        reasons = ("Predicted, not measured", predictions(regression))
     paragraphs = [f"Previous version: {previous.get('model')}@{previous.get('version')}. "
-                  f"Significant regression: {fmt(bool(regression.get('significant_regression')))}."]
+                  f"Significant regression: {fmt(regressed)}."]
     notes = [f"Rule: {regression.get('rule', '')}."]
     if verdict is not None and reasons is None:
         paragraphs.append(verdict.text)  # "No significant regression by the rule: <rule>."

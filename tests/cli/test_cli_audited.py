@@ -135,7 +135,7 @@ def _close(ours, theirs, where: str) -> None:
 
 
 def test_questions_import_no_torch_and_answer_as_torch_does(audited):
-    """The default MiniLM audit is answered in numpy (llm2loss.diagnoser_numpy, encoders.bert_numpy):
+    """The default MiniLM audit is answered in numpy (llm2loss.diagnoser.numpy_scoring, encoders.bert_numpy):
     a cold `query`, `compare` or `discover` process never imports torch, and its answers are those
     of the torch encoder and LossDiagnosers to 1e-5."""
     from llm2loss.jsonable import jsonable

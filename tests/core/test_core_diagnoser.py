@@ -122,10 +122,10 @@ def test_familiarity_ignores_loss(planted, familiarity):
 
 
 def test_predict_in_small_chunks_equals_one_chunk(planted, ranker, monkeypatch):
-    import llm2loss.diagnoser as diagnoser_module
+    import llm2loss.diagnoser.scoring as scoring_module
 
     whole = ranker.predict_members(planted.X_test)
-    monkeypatch.setattr(diagnoser_module, "_PREDICT_CHUNK", 7)
+    monkeypatch.setattr(scoring_module, "_PREDICT_CHUNK", 7)
     np.testing.assert_allclose(ranker.predict_members(planted.X_test), whole, rtol=1e-5, atol=1e-5)
 
 
@@ -176,6 +176,26 @@ def test_a_read_only_query_is_scored_without_warnings(planted, ranker):
         np.testing.assert_allclose(ranker.predict(X), ranker.predict(planted.X_test), rtol=1e-6)
 
 
+# ---------------------------------------------------------------- scikit-learn's contract
+def test_sklearn_clone_copies_the_parameters_and_refits_to_the_same_answer(planted, ranker):
+    from sklearn.base import clone
+
+    copy = clone(ranker)
+    assert copy is not ranker and not hasattr(copy, "heads_")  # parameters only, unfitted
+    assert copy.get_params(deep=True) == copy.get_params(deep=False) == ranker.get_params()
+    copy.fit(planted.X_train, planted.loss_train)
+    np.testing.assert_allclose(copy.predict_members(planted.X_test),
+                               ranker.predict_members(planted.X_test), rtol=1e-5, atol=1e-5)
+
+
+def test_set_params_returns_the_estimator_and_refuses_unknown_names():
+    d = LossDiagnoser()
+    assert d.set_params(n_members=3, arch="linear") is d
+    assert (d.n_members, d.arch) == (3, "linear")
+    with pytest.raises(ValueError, match=r"unknown parameter\(s\) \['members'\].*n_members"):
+        d.set_params(members=3)
+
+
 # ---------------------------------------------------------------- save / load
 def test_save_load_round_trip(tmp_path, planted, ranker):
     out = ranker.save(tmp_path / "rank-mlp")
@@ -191,8 +211,8 @@ def test_save_load_keeps_regress_transform_and_text_mean(tmp_path, planted):
     d = LossDiagnoser("regress", "linear", n_members=2, gap="center").fit(
         planted.X_train, planted.loss_train, text_reference=texts)
     loaded = LossDiagnoser.load(d.save(tmp_path / "d"))
-    np.testing.assert_array_equal(loaded.predict(texts[:1], modality="text"),
-                                  d.predict(texts[:1], modality="text"))
+    np.testing.assert_array_equal(loaded.predict(texts[:1], space="text"),
+                                  d.predict(texts[:1], space="text"))
 
 
 def test_load_missing_directory_names_the_fix(tmp_path):
@@ -239,13 +259,13 @@ def test_gap_center_recovers_region_from_shifted_text(planted, gapped):
     _, texts_test, texts_ref = gapped
     d = LossDiagnoser("rank", "linear", n_members=3, gap="center").fit(
         planted.X_train, planted.loss_train, text_reference=texts_ref)
-    assert roc_auc_score(planted.region_test, d.predict(texts_test, modality="text")) > 0.9
+    assert roc_auc_score(planted.region_test, d.predict(texts_test, space="text")) > 0.9
     assert d.text_mean_ is not None and d.data_mean_.shape == (DIM,)
     # without a stored reference the query batch itself is the reference
     d2 = LossDiagnoser("rank", "linear", n_members=3, gap="center").fit(
         planted.X_train, planted.loss_train)
     assert d2.text_mean_ is None
-    assert roc_auc_score(planted.region_test, d2.predict(texts_test, modality="text")) > 0.9
+    assert roc_auc_score(planted.region_test, d2.predict(texts_test, space="text")) > 0.9
 
 
 def test_gap_center_single_phrase_needs_reference(planted, gapped):
@@ -253,14 +273,14 @@ def test_gap_center_single_phrase_needs_reference(planted, gapped):
     d = LossDiagnoser("rank", "linear", n_members=2, max_epochs=2, gap="center").fit(
         planted.X_train, planted.loss_train)
     with pytest.raises(DataError, match="text_reference"):
-        d.predict(texts_test[:1], modality="text")
-    assert d.compare(texts_test[:1], texts_test[1:2], modality="text").p_higher.shape == (1,)
+        d.predict(texts_test[:1], space="text")
+    assert d.compare(texts_test[:1], texts_test[1:2], space="text").p_higher.shape == (1,)
     d.fit(planted.X_train, planted.loss_train, text_reference=texts_ref)
-    assert d.predict(texts_test[:1], modality="text").shape == (1,)
+    assert d.predict(texts_test[:1], space="text").shape == (1,)
 
 
 def test_gap_none_treats_text_like_data(planted, ranker):
-    np.testing.assert_array_equal(ranker.predict(planted.X_test[:5], modality="text"),
+    np.testing.assert_array_equal(ranker.predict(planted.X_test[:5], space="text"),
                                   ranker.predict(planted.X_test[:5]))
 
 
@@ -339,9 +359,15 @@ def test_bad_parameters_name_the_choices(planted, kwargs, match):
         LossDiagnoser(**kwargs).fit(planted.X_train, planted.loss_train)
 
 
-def test_unknown_modality(ranker, planted):
-    with pytest.raises(ValueError, match="data, text"):
-        ranker.predict(planted.X_test, modality="image")
+def test_unknown_space(ranker, planted):
+    with pytest.raises(ValueError, match="unknown space 'image': choose one of data, text"):
+        ranker.predict(planted.X_test, space="image")
+
+
+def test_the_former_keyword_modality_still_works_and_says_its_new_name(ranker, planted):
+    with pytest.warns(DeprecationWarning, match="now called `space`"):
+        old = ranker.predict(planted.X_test[:3], modality="text")
+    np.testing.assert_array_equal(old, ranker.predict(planted.X_test[:3], space="text"))
 
 
 def test_predict_before_fit(planted):

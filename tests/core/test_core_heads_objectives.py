@@ -9,8 +9,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from llm2loss.heads import MemberHeads
-from llm2loss.objectives import (auroc_per_member, inverse_slog, rank_loss, sample_negatives,
+from llm2loss.diagnoser.heads import MemberHeads
+from llm2loss.diagnoser.objectives import (auroc_per_member, inverse_slog, rank_loss, sample_negatives,
                                  slog, spearman_per_member, training_loss, validation_criterion)
 
 

@@ -27,7 +27,7 @@ def test_estimate_table(planted, ranker):
     assert list(table["phrase"]) == NAMES
     assert table["mean"].idxmax() == 0                 # the planted concept
     assert (table["q0"] <= table["q2"]).all() and (table["q2"] <= table["q4"]).all()
-    members = ranker.predict_members(planted.centres, modality="text")
+    members = ranker.predict_members(planted.centres, space="text")
     np.testing.assert_allclose(table["mean"], members.mean(axis=0))
     np.testing.assert_allclose(table["std"], members.std(axis=0))
 

@@ -16,8 +16,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "analysis"))
 from synthetic_audit import (ConceptEncoder, RenderedReport, make_data,  # noqa: E402
                              run_analysis)
 
-from llm2loss.analysis import compare_versions, regression_phrases  # noqa: E402
 from llm2loss.config import AuditSettings, DiagnoserSettings  # noqa: E402
+from llm2loss.regression import compare_versions, regression_phrases  # noqa: E402
 from llm2loss.report import render_report  # noqa: E402
 
 

@@ -120,16 +120,18 @@ def test_findings_are_in_the_page(rendered: Rendered, page: tuple[str, ReportPar
     import html as html_module
 
     said = regression_findings(rendered.regression)
-    assert said[-1].startswith("Significant regression")
-    # reasons from estimated phrase rises are labelled as predictions, not measured changes
-    estimated = any(r.startswith(("phrase ", "attribute ")) for r in rendered.regression["reasons"])
-    assert ("estimated phrase rises, which are predictions" in said[-1]) == estimated
+    assert said[-1].startswith("Significant regression (measured): ")
+    # estimated rises are one Uncertain finding that says they are predictions, not reasons
+    (predicted,) = [f for f in said if f.startswith("Uncertain: predicted, not measured: ")]
+    assert predicted.verdict == "uncertain"
+    assert all(p in predicted for p in rendered.regression["predicted"])
+    assert not any(p in said[-1] for p in rendered.regression["predicted"])
     for sentence in headline_findings(rendered.metrics) + said[:-1]:
         assert html_module.escape(sentence) in html_text
     # the rule's verdict is shown as a list: every reason is its own item, none is left out
     _, parser = page
     assert parser.items["reasons"] == rendered.regression["reasons"]
-    assert any(t.endswith("Significant regression, 5 reasons:") for _, _, t in parser.headings)
+    assert any(t.endswith("Significant regression, 2 reasons:") for _, _, t in parser.headings)
 
 
 def test_user_html_is_escaped_everywhere(rendered: Rendered, page: tuple[str, ReportParser]) -> None:

@@ -41,12 +41,12 @@ def test_first_screen_states_the_change_with_its_severity(rendered: RenderedRepo
     text, parser = page
     assert parser.sections[0] == "overview"
     status = _texts(parser, "overview", "p.status")
-    # the synthetic regression's 5 reasons are all estimated phrase rises: a prediction, so the
-    # first screen does not state it as a (high) measured regression
-    assert all(r.startswith(("phrase ", "attribute ")) for r in rendered.regression["reasons"])
-    assert status == ["medium Regression by the rule against spam-filter@v1, from estimated phrase "
-                      "rises only (5 reasons, listed under What changed): predictions, no measured "
-                      "change crossed the rule."]
+    # the synthetic regression's 2 reasons are measured (attribute pairs' measured gaps became
+    # significant): a high, measured regression; its 5 estimated rises are not counted
+    assert all(r.startswith("measured ") for r in rendered.regression["reasons"])
+    assert len(rendered.regression["predicted"]) == 5
+    assert status == ["high Significant regression against spam-filter@v1, measured (2 reasons, "
+                      "listed under What changed)."]
     header, *rows = parser.tables["overall-change"]
     assert header == ["Change since spam-filter@v1", "Previous", "Current", "Ratio", "Severity"]
     said = {f.text.split(" rose ")[0].split(" fell ")[0]: f for f in
@@ -126,7 +126,7 @@ def test_a_first_version_and_a_clean_version(rendered: RenderedReport, tmp_path:
     cards = [t for t in parser.tags if t == "div"]
     assert cards and f'<div class="value">{fmt(rendered.metrics["data"]["test_error_rate"])}' in text
     clean = copy.deepcopy(rendered.regression)
-    clean.update(significant_regression=False, reasons=[])
+    clean.update(significant_regression=False, reasons=[], predicted=[])
     render_report(rendered.metrics, tmp_path / "clean", regression=clean)
     text, parser = _parse(tmp_path / "clean")
     assert _texts(parser, "overview", "p.status") == [
@@ -202,13 +202,19 @@ def test_the_verdict_block_escapes_what_it_shows(rendered: RenderedReport) -> No
     assert "<script" not in markdown and "&lt;script&gt;" in markdown
 
 
-def test_a_measured_reason_makes_the_regression_high(rendered: RenderedReport) -> None:
+def test_only_a_measured_reason_makes_the_regression_high(rendered: RenderedReport) -> None:
     from llm2loss.report.overview import _status, overview
 
-    regression = dict(rendered.regression)
-    regression["reasons"] = [*regression["reasons"], "measured error-rate disparity of attribute "
-                             "'x' grew from +0.010 to +0.200"]
-    view = overview(rendered.metrics, regression, [])
-    assert view.measured_reasons == 1
+    estimated_only = {**rendered.regression, "significant_regression": False, "reasons": []}
+    view = overview(rendered.metrics, estimated_only, [])
+    assert (view.regressed, view.reasons, view.predicted) == (False, 0, 5)
+    assert _status(view) == ("medium", "No measured regression against spam-filter@v1; 5 estimated "
+                             "rises crossed the rule (predictions, listed under What changed), so "
+                             "the change is uncertain.")
+    measured = {**estimated_only, "significant_regression": True,
+                "reasons": ["measured error-rate disparity of attribute 'x' grew from +0.010 to "
+                            "+0.200"]}
+    view = overview(rendered.metrics, measured, [])
+    assert (view.regressed, view.reasons, view.predicted) == (True, 1, 5)
     label, sentence = _status(view)
     assert label == "high" and sentence.startswith("Significant regression against")

@@ -11,8 +11,8 @@ import pytest
 from safetensors.numpy import load_file, save_file
 
 from llm2loss.diagnoser import LossDiagnoser
-from llm2loss.diagnoser_checks import expected_shapes
-from llm2loss.heads import MemberHeads
+from llm2loss.diagnoser.checks import expected_shapes
+from llm2loss.diagnoser.heads import MemberHeads
 from llm2loss.errors import WeightsError
 
 

@@ -1,4 +1,4 @@
-"""Saved diagnosers scored in numpy (llm2loss.diagnoser_numpy) against LossDiagnoser itself.
+"""Saved diagnosers scored in numpy (llm2loss.diagnoser.numpy_scoring) against LossDiagnoser itself.
 
 For every head (linear, mlp), objective (rank, regress, familiarity) and gap (none, center, with
 and without a text reference), a small trained diagnoser is saved and loaded both ways: members,
@@ -19,7 +19,7 @@ import pytest
 from safetensors.numpy import load_file, save_file
 
 from llm2loss.diagnoser import LossDiagnoser
-from llm2loss.diagnoser_numpy import NotCovered, NumpyDiagnoser
+from llm2loss.diagnoser.numpy_scoring import NotCovered, NumpyDiagnoser
 from llm2loss.errors import DataError
 
 DIM = 24
@@ -50,13 +50,13 @@ def test_numpy_scores_equal_the_torch_diagnosers(tmp_path, objective, arch, gap,
     ours, theirs = NumpyDiagnoser.load(folder), LossDiagnoser.load(folder, device="cpu")
     X, _, phrases = _data(seed=1)
     X[3] *= 1e20  # a row whose squared norm overflows float32 scores like any other
-    for modality in ("data", "text"):
-        mine, torch_ = ours.predict_members(X, modality=modality), theirs.predict_members(X, modality=modality)
+    for space in ("data", "text"):
+        mine, torch_ = ours.predict_members(X, space=space), theirs.predict_members(X, space=space)
         assert mine.shape == (3, len(X)) and mine.dtype == np.float64
         np.testing.assert_allclose(mine, torch_, rtol=1e-5, atol=1e-5)
-        np.testing.assert_allclose(ours.predict(X[:2], modality=modality), theirs.predict(X[:2], modality=modality),
+        np.testing.assert_allclose(ours.predict(X[:2], space=space), theirs.predict(X[:2], space=space),
                                    rtol=1e-5, atol=1e-5)
-    a, b = ours.compare(phrases[:3], phrases[3:], modality="text"), theirs.compare(phrases[:3], phrases[3:], modality="text")
+    a, b = ours.compare(phrases[:3], phrases[3:], space="text"), theirs.compare(phrases[:3], phrases[3:], space="text")
     np.testing.assert_allclose(a.differences, b.differences, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(a.quartiles, b.quartiles, rtol=1e-5, atol=1e-5)
     np.testing.assert_array_equal(a.p_higher, b.p_higher)
@@ -78,7 +78,7 @@ def test_bad_queries_are_the_same_data_errors(tmp_path) -> None:
         ours.compare(np.ones((2, DIM)), np.ones((3, DIM)))
     centred = NumpyDiagnoser.load(_saved(tmp_path, "rank", "mlp", gap="center"))
     with pytest.raises(DataError, match="needs a text reference"):
-        centred.predict_members(np.ones((1, DIM)), modality="text")
+        centred.predict_members(np.ones((1, DIM)), space="text")
 
 
 def _rewrite_meta(folder: Path, **changes) -> None:
@@ -146,9 +146,9 @@ def test_the_query_layer_falls_back_to_torch_for_what_numpy_does_not_cover(tmp_p
 
 def test_loading_and_scoring_import_no_torch(tmp_path) -> None:
     folder = _saved(tmp_path, "familiarity", "mlp", gap="center", reference=True)
-    code = ("import sys, numpy as np; from llm2loss.diagnoser_numpy import NumpyDiagnoser; "
+    code = ("import sys, numpy as np; from llm2loss.diagnoser.numpy_scoring import NumpyDiagnoser; "
             f"d = NumpyDiagnoser.load({str(folder)!r}); "
-            f"print(d.predict_members(np.ones((2, {DIM})), modality='text').shape, 'torch' in sys.modules)")
+            f"print(d.predict_members(np.ones((2, {DIM})), space='text').shape, 'torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True)
     assert out.stdout.split() == ["(3,", "2)", "False"], out.stderr
 

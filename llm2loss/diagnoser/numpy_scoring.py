@@ -5,12 +5,11 @@ few hundred dimensions), and a cold `llm2loss query` scores one or a few phrases
 torch import alone costs more than the rest of the command. `NumpyDiagnoser.load(path)` reads the
 directory `LossDiagnoser.save` wrote (`diagnoser.json` + `weights.safetensors`) and computes the
 same outputs as `LossDiagnoser.predict_members` / `predict` / `compare` (in float32 like the torch
-forward; tests/inputs/test_diagnoser_numpy.py checks the two agree to ~1e-5 for every head,
+forward; tests/core/test_diagnoser_numpy_scoring.py checks the two agree to ~1e-5 for every head,
 objective and gap).
 
-`Comparison`, `p_higher` and the row normalisation helpers repeat `llm2loss.diagnoser`'s, which
-cannot be imported here without torch; once the diagnoser package keeps them in a torch-free
-module, both sides should import them from there.
+`Comparison`, `p_higher` (`comparison`) and the row geometry (`rows`) are the torch-free rooms
+of this package, shared with the torch forward.
 
 What is covered: format `llm2loss-diagnoser/1`, arch "linear" or "mlp", objective "rank",
 "regress" or "familiarity", gap "none" or "center", float32 tensors. Anything else, and anything
@@ -20,7 +19,7 @@ So a saved diagnoser is never answered wrongly here, only more slowly there.
 
 The files come from a store others can write: diagnoser.json is size-limited and its fields are
 type-checked, the safetensors header is checked against it before any tensor is read
-(`diagnoser_checks.check_saved_shapes`), and every tensor must be finite float32 of its shape.
+(`checks.check_saved_shapes`), and every tensor must be finite float32 of its shape.
 Loading runs no code.
 """
 
@@ -28,21 +27,22 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from llm2loss.blas import one_blas_thread
-from llm2loss.diagnoser_checks import check_positive_int, check_saved_shapes, check_saved_vectors, real_array
+from llm2loss.diagnoser.checks import check_positive_int, check_saved_shapes, check_saved_vectors, real_array
+from llm2loss.diagnoser.comparison import Comparison, p_higher
+from llm2loss.diagnoser.rows import inverse_norms, normalise
 from llm2loss.errors import DataError, Llm2LossError
 
 FORMAT = "llm2loss-diagnoser/1"
 OBJECTIVES = ("rank", "regress", "familiarity")
 ARCHS = ("linear", "mlp")
 GAPS = ("none", "center")
-MODALITIES = ("data", "text")
+SPACES = ("data", "text")
 MAX_META_BYTES = 1 << 20  # a diagnoser.json is a few hundred bytes
 MAX_DIM, MAX_MEMBERS, MAX_HIDDEN = 1 << 16, 1024, 1 << 16
 _CHUNK_ROWS = 8192
@@ -53,51 +53,11 @@ class NotCovered(Exception):
     `LossDiagnoser.load` instead."""
 
 
-@dataclass(frozen=True)
-class Comparison:
-    """Row-wise comparison of a against b over the members (as `llm2loss.diagnoser.Comparison`).
-
-    p_higher: (k,) share of members scoring a above b, ties one half; NaN with one member.
-    differences: (n_members, k); quartiles: (5, k) min, q1, median, q3, max of the differences.
-    """
-
-    p_higher: np.ndarray
-    differences: np.ndarray
-    quartiles: np.ndarray
-
-
-def p_higher(differences: np.ndarray) -> np.ndarray:
-    """P(a above b) per column of member differences (K, k): ties count one half, NaN for K < 2."""
-    diff = np.asarray(differences, dtype=np.float64)
-    if diff.shape[0] < 2:
-        return np.full(diff.shape[1:], np.nan)
-    return (diff > 0).mean(axis=0) + 0.5 * (diff == 0).mean(axis=0)
-
-
 def gelu(x: np.ndarray) -> np.ndarray:
     """Exact (erf) GELU in float32, torch's default."""
     from scipy.special import erf
 
     return (0.5 * x * (1.0 + erf(x * np.float32(1.0 / math.sqrt(2.0))))).astype(np.float32, copy=False)
-
-
-def inverse_norms(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(rows, 1 / row norm) in float32, as `LossDiagnoser` computes them (rows whose squared norm
-    overflows are first divided by their largest magnitude, in a copy)."""
-    with np.errstate(over="ignore"):
-        sq = np.einsum("ij,ij->i", rows, rows)
-    huge = ~np.isfinite(sq)
-    if huge.any():
-        rows = rows.copy()
-        rows[huge] /= np.abs(rows[huge]).max(axis=1, keepdims=True)
-        sq[huge] = np.einsum("ij,ij->i", rows[huge], rows[huge])
-    return rows, (1.0 / np.maximum(np.sqrt(sq), 1e-12)).astype(np.float32)
-
-
-def normalise(X: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit L2 norm (zero rows stay zero), float32."""
-    rows, inv = inverse_norms(X)
-    return rows * inv[:, None]
 
 
 def centre(Z: np.ndarray, mean: np.ndarray) -> np.ndarray:
@@ -264,35 +224,35 @@ class NumpyDiagnoser:
                             "2 phrases at once")
         return normalise(X).mean(axis=0)
 
-    def _centre_for(self, X: np.ndarray, modality: str, text_mean: np.ndarray | None = None) -> np.ndarray | None:
-        if modality not in MODALITIES:
-            raise ValueError(f"unknown modality {modality!r}: choose one of {', '.join(MODALITIES)}")
+    def _centre_for(self, X: np.ndarray, space: str, text_mean: np.ndarray | None = None) -> np.ndarray | None:
+        if space not in SPACES:
+            raise ValueError(f"unknown space {space!r}: choose one of {', '.join(SPACES)}")
         if self.gap == "none":
             return None
-        if modality == "data":
+        if space == "data":
             return self.data_mean_
         return self._text_mean(X) if text_mean is None else text_mean
 
-    def predict_members(self, X: Any, *, modality: str = "data") -> np.ndarray:
+    def predict_members(self, X: Any, *, space: str = "data") -> np.ndarray:
         """Every member's output, shape (n_members, n), in `LossDiagnoser`'s units."""
         rows = check_rows(X, "X", self.dim_)
-        return self._output(self._scores(rows, self._centre_for(rows, modality)))
+        return self._output(self._scores(rows, self._centre_for(rows, space)))
 
-    def predict(self, X: Any, *, modality: str = "data") -> np.ndarray:
+    def predict(self, X: Any, *, space: str = "data") -> np.ndarray:
         """Ensemble mean, shape (n,)."""
-        return self.predict_members(X, modality=modality).mean(axis=0)
+        return self.predict_members(X, space=space).mean(axis=0)
 
-    def compare(self, Xa: Any, Xb: Any, *, modality: str = "data") -> Comparison:
+    def compare(self, Xa: Any, Xb: Any, *, space: str = "data") -> Comparison:
         """Row i of `Xa` against row i of `Xb` over the members (as `LossDiagnoser.compare`)."""
         A, B = check_rows(Xa, "Xa", self.dim_), check_rows(Xb, "Xb", self.dim_)
         if A.shape[0] != B.shape[0]:
             raise DataError(f"Xa has {A.shape[0]} rows but Xb has {B.shape[0]}; compare() pairs "
                             f"row i of Xa with row i of Xb, so pass equally many rows")
         text_mean = None
-        if self.gap == "center" and modality == "text":
+        if self.gap == "center" and space == "text":
             text_mean = self._text_mean(np.concatenate([A, B]))
-        ma = self._output(self._scores(A, self._centre_for(A, modality, text_mean)))
-        mb = self._output(self._scores(B, self._centre_for(B, modality, text_mean)))
+        ma = self._output(self._scores(A, self._centre_for(A, space, text_mean)))
+        mb = self._output(self._scores(B, self._centre_for(B, space, text_mean)))
         diff = ma - mb
         return Comparison(p_higher=p_higher(diff), differences=diff,
                           quartiles=np.quantile(diff, [0.0, 0.25, 0.5, 0.75, 1.0], axis=0))

@@ -1,4 +1,7 @@
-"""Checks for LossDiagnoser's parameters, training targets and saved files.
+"""Checks for LossDiagnoser's inputs, parameters, training targets and saved files.
+
+Query and training matrices must be finite real 2-D arrays of the fitted dimension; a bad one is
+a DataError naming the problem and the fix, found without a full-size temporary (one BLAS pass).
 
 A saved diagnoser may come from a store someone else can write, so `diagnoser.json` is checked
 against the safetensors header (shapes only, nothing allocated) before any tensor is built: a
@@ -17,6 +20,65 @@ import numpy as np
 from safetensors import SafetensorError, safe_open
 
 from llm2loss.errors import DataError, WeightsError
+
+
+def check_choice(value: object, choices: tuple[str, ...], what: str) -> None:
+    """ValueError naming the valid `choices` unless `value` is one of them."""
+    if value not in choices:
+        raise ValueError(f"unknown {what} {value!r}: choose one of {', '.join(choices)}")
+
+
+def _first_bad(mask: np.ndarray, limit: int = 5) -> str:
+    return ", ".join(str(i) for i in np.flatnonzero(mask)[:limit])
+
+
+def check_matrix(X: Any, name: str, *, dim: int | None = None, min_rows: int = 1) -> np.ndarray:
+    """`X` as a finite float32 (n, dim) array, or a DataError naming the problem and the fix."""
+    arr = real_array(X, name).astype(np.float32, copy=False)
+    if arr.ndim == 1 and dim is not None and arr.shape[0] == dim:
+        arr = arr[None, :]
+    if arr.ndim != 2:
+        raise DataError(f"{name} must be a 2-D array (n_samples, dim), got shape {arr.shape}; "
+                        f"reshape it, e.g. {name}.reshape(1, -1) for a single row")
+    if arr.shape[0] < min_rows:
+        raise DataError(f"{name} has {arr.shape[0]} rows but at least {min_rows} are needed; "
+                        f"pass more samples")
+    if dim is not None and arr.shape[1] != dim:
+        raise DataError(f"{name} has dimension {arr.shape[1]} but the diagnoser was fitted on "
+                        f"dimension {dim}; embed with the same encoder used for fitting")
+    bad = _nonfinite_rows(arr)
+    if bad.any():
+        raise DataError(f"{name} has {int(bad.sum())} rows with NaN or inf (first rows: "
+                        f"{_first_bad(bad)}); drop or re-embed those samples")
+    return arr
+
+
+def check_vector(v: Any, name: str, *, length: int) -> np.ndarray:
+    """`v` as a finite float64 (length,) array, or a DataError naming the problem and the fix."""
+    arr = real_array(v, name).astype(np.float64, copy=False)
+    if arr.ndim != 1:
+        raise DataError(f"{name} must be a 1-D array, got shape {arr.shape}; flatten it")
+    if arr.shape[0] != length:
+        raise DataError(f"{name} has {arr.shape[0]} values but X has {length} rows; pass one "
+                        f"{name} value per row of X")
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        raise DataError(f"{name} has {int(bad.sum())} NaN or inf values (first indices: "
+                        f"{_first_bad(bad)}); drop those samples or fix the loss computation")
+    return arr
+
+
+def _nonfinite_rows(arr: np.ndarray) -> np.ndarray:
+    """Boolean mask of rows holding NaN or inf, without a full-size temporary.
+
+    A row holding NaN or inf has a non-finite sum (one BLAS pass); rows whose sum is non-finite
+    for another reason (overflow of huge finite values) are then checked element by element.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow is handled just below
+        suspects = ~np.isfinite(arr @ np.ones(arr.shape[1], dtype=arr.dtype))
+    if suspects.any():  # a float32 row sum can also overflow: confirm the suspects exactly
+        suspects[suspects] = ~np.isfinite(arr[suspects]).all(axis=1)
+    return suspects
 
 
 def check_positive_int(value: Any, name: str, minimum: int = 1) -> int:

@@ -87,7 +87,7 @@ class MemberHeads(nn.Module):
         Layer 0 is one (n, dim) @ (dim, K * width) GEMM with the input scale folded into the
         (small) weight matrix and the bias fused in; later layers multiply by a block-diagonal
         (K * fan_in, K * fan_out) matrix, so activations stay one contiguous (n, K * width)
-        array (elementwise GELU on it is ~2x faster than on a per-member transposed view).
+        array (elementwise GELU on it runs faster than on a per-member transposed view).
         """
         k = self.n_members
         h = x
