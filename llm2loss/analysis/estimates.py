@@ -51,14 +51,14 @@ def discovery(diagnoser: LossDiagnoser, familiar: LossDiagnoser | None, phrases:
               estimates: list[dict[str, Any]], top_k: int) -> dict[str, Any]:
     """`insights.discover` over the in-domain phrases: highest estimated loss, least familiar."""
     if not phrases.in_domain:
-        return {"top_failures": [], "least_familiar": []}
+        return {"highest_loss": [], "least_familiar": []}
     found = insights.discover(diagnoser, phrases.matrix(phrases.in_domain), phrases.in_domain,
                               top_k, familiarity=familiar)
     by_phrase = {r["phrase"]: r for r in estimates}
     keep = ("phrase", "source", "mean", "std", "percentile", "percentile_std", "p_above_median",
             "familiarity", "familiarity_std", "p_familiar", "measured", "examples")
     least = [] if found.least_familiar is None else found.least_familiar["phrase"].tolist()
-    return {"top_failures": [{k: by_phrase[p][k] for k in keep}
+    return {"highest_loss": [{k: by_phrase[p][k] for k in keep}
                              for p in found.highest_loss["phrase"]],
             "least_familiar": [{k: by_phrase[p][k] for k in keep} for p in least]}
 

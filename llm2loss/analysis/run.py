@@ -166,7 +166,7 @@ def analyse(*, X_train: Any, loss_train: Any, X_test: Any, loss_test: Any, corre
         "estimates": {"diagnoser": primary_loss, "rows": estimates},
         "discovery": {"diagnoser": primary_loss,
                       **(discovery(diagnosers[primary_loss], familiar, phrases, estimates, top_k)
-                         if primary_loss else {"top_failures": [], "least_familiar": []})},
+                         if primary_loss else {"highest_loss": [], "least_familiar": []})},
         "comparisons": {"diagnoser": primary_loss, "rows": comparisons},
         "attributes": attributes,
         "phrases_used": phrases.in_domain,

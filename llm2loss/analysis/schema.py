@@ -9,10 +9,12 @@ because `primary` and the version comparison both read them. Numpy only (no torc
 
 from __future__ import annotations
 
+from typing import Any
+
 from llm2loss.jsonable import jsonable
 
 __all__ = ["LOSS_OBJECTIVES", "METRICS_SCHEMA", "PRIMARY_FAMILIARITY", "PRIMARY_LOSS",
-           "SCHEMA_VERSION", "TOP_K", "jsonable"]
+           "SCHEMA_VERSION", "TOP_K", "discovery_rows", "jsonable"]
 
 SCHEMA_VERSION = 1
 LOSS_OBJECTIVES = ("rank", "regress")
@@ -41,7 +43,7 @@ METRICS_SCHEMA: dict[str, str] = {
     "percentile mean/std among held-out samples, P(above the held-out median), familiarity; "
     "measured: mean loss (bootstrap 90% low/high), error rate and loss percentile of the held-out "
     "samples nearest the phrase (n of them); examples: up to 5 of them (id, preview, loss)",
-    "discovery": "insights.discover over in-domain phrases: top failure phrases (highest mean "
+    "discovery": "insights.discover over in-domain phrases: highest_loss (highest mean "
     "score) and least familiar phrases, with the estimates' fields",
     "comparisons": "per phrase pair (configured or attribute): P(a worse than b, ties 1/2), "
     "quartiles of member score differences, member score and percentile differences (Figure 3); "
@@ -57,3 +59,16 @@ METRICS_SCHEMA: dict[str, str] = {
     "split": "{train, test} sample counts (set by the pipeline after analyse)",
 }
 
+
+def discovery_rows(metrics: dict[str, Any], kind: str) -> list[Any]:
+    """metrics["discovery"][kind] ("highest_loss" or "least_familiar") as a list, [] when absent.
+
+    Audits written before the key was named like `insights.Discovery` call the highest-loss
+    phrases "top_failures"; those are read too. Anything not a list (a tampered file) reads as []."""
+    found = metrics.get("discovery") if isinstance(metrics, dict) else None
+    if not isinstance(found, dict):
+        return []
+    rows = found.get(kind)
+    if rows is None and kind == "highest_loss":
+        rows = found.get("top_failures")
+    return rows if isinstance(rows, list) else []

@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
+from llm2loss.analysis.schema import discovery_rows
+
 MAX_LABEL = 48
 MAX_BARS_PER_DOMAIN = 12
 MAX_PAIRS = 15
@@ -111,7 +113,7 @@ def _failures_low(rows: list[dict[str, Any]]) -> float:
 
 def failures_caption(metrics: dict[str, Any]) -> str:
     """How to read failures.png, including where its axis starts."""
-    rows = metrics.get("discovery", {}).get("top_failures", [])
+    rows = discovery_rows(metrics, "highest_loss")
     if not rows:
         return ""
     low = _failures_low(rows)
@@ -124,7 +126,7 @@ def failures_caption(metrics: dict[str, Any]) -> str:
 def failures_figure(metrics: dict[str, Any]) -> bytes | None:
     """The top failure phrases' percentile among held-out samples, with the members' spread and
     the measured percentile of the samples nearest to each phrase."""
-    rows = metrics.get("discovery", {}).get("top_failures", [])
+    rows = discovery_rows(metrics, "highest_loss")
     if not rows:
         return None
     rows = rows[::-1]

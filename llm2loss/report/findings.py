@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from llm2loss.analysis.schema import discovery_rows
 from llm2loss.regression import is_regression, measured_reasons, predictions
 from llm2loss.verdicts import A_WORSE, B_WORSE, P_STATE, UNCERTAIN
 
@@ -144,7 +145,7 @@ def _measured_phrase(row: dict[str, Any]) -> str:
 def _failures(metrics: dict[str, Any]) -> list[Finding]:
     out = []
     mean_loss = (metrics.get("data") or {}).get("test_loss_mean")
-    for row in metrics.get("discovery", {}).get("top_failures", [])[:N_PER_KIND]:
+    for row in discovery_rows(metrics, "highest_loss")[:N_PER_KIND]:
         p = row["p_above_median"]
         where = (f"at percentile {_n(row['percentile'], 0)} of held-out samples "
                  f"(± {_n(row['percentile_std'], 0)} points across members; P(above the median "
@@ -235,7 +236,7 @@ def _disparities(metrics: dict[str, Any]) -> list[Finding]:
 
 
 def _unfamiliar(metrics: dict[str, Any]) -> list[str]:
-    rows = metrics.get("discovery", {}).get("least_familiar", [])[:N_PER_KIND]
+    rows = discovery_rows(metrics, "least_familiar")[:N_PER_KIND]
     if not rows:
         return []
     listed = ", ".join(f"'{r['phrase']}' (familiarity {_n(r['familiarity'])} ± "

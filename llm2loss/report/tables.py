@@ -10,6 +10,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from llm2loss.analysis.schema import discovery_rows
+
 Cell = str | int | float | None
 
 
@@ -124,7 +126,7 @@ def failures_table(metrics: dict[str, Any]) -> Table:
     """Discovery: in-domain phrases with the highest estimated loss."""
     rows: list[list[Cell]] = [[r["phrase"], r["source"], pm(r["percentile"], r["percentile_std"]),
                                r["p_above_median"], r["familiarity"]]
-                              for r in metrics.get("discovery", {}).get("top_failures", [])]
+                              for r in discovery_rows(metrics, "highest_loss")]
     return Table("top-failures", "Phrases estimated to fail most",
                  ["Phrase", "Source", "Percentile among held-out samples (± std over members)",
                   "P(above median)", "Familiarity"], rows)
@@ -134,7 +136,7 @@ def least_familiar_table(metrics: dict[str, Any]) -> Table:
     """Discovery: the least familiar in-domain phrases."""
     rows: list[list[Cell]] = [[r["phrase"], r["source"], pm(r["familiarity"], r["familiarity_std"]),
                                r["percentile"]]
-                              for r in metrics.get("discovery", {}).get("least_familiar", [])]
+                              for r in discovery_rows(metrics, "least_familiar")]
     return Table("least-familiar", "Least familiar in-domain phrases",
                  ["Phrase", "Source", "Familiarity (± std)", "Loss percentile"], rows)
 

@@ -40,11 +40,11 @@ def test_validity_finds_the_planted_loss(audit_result: AnalysisResult) -> None:
         assert 0 <= row["members"]["pearson"]["std"] < 0.3
 
 
-def test_top_failures_are_the_planted_concepts(audit_result: AnalysisResult) -> None:
+def test_highest_loss_phrases_are_the_planted_concepts(audit_result: AnalysisResult) -> None:
     discovery = audit_result.metrics["discovery"]
-    top_concepts = [r["phrase"] for r in discovery["top_failures"] if r["phrase"] in CONCEPTS]
+    top_concepts = [r["phrase"] for r in discovery["highest_loss"] if r["phrase"] in CONCEPTS]
     assert set(top_concepts[:2]) == FAILING
-    for row in discovery["top_failures"][:2]:
+    for row in discovery["highest_loss"][:2]:
         assert row["percentile"] > 80 and row["p_above_median"] == 1.0
     estimates = {r["phrase"]: r for r in audit_result.metrics["estimates"]["rows"]}
     assert set(CONCEPTS) | {XSS} <= set(estimates)

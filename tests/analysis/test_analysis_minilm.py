@@ -41,7 +41,7 @@ def test_money_mail_is_found_with_minilm(encoder) -> None:
     metrics = result.metrics
     validity = metrics["validity"][0]["ensemble_mean"]
     assert validity["spearman"]["r"] > 0.25 and validity["spearman"]["p"] < 1e-3
-    top = [r["phrase"] for r in metrics["discovery"]["top_failures"][:5]]
+    top = [r["phrase"] for r in metrics["discovery"]["highest_loss"][:5]]
     assert sum(any(w in p for w in MONEY) for p in top) >= 3, top
     assert metrics["comparisons"]["rows"][0]["p_a_worse"] == 1.0
     auroc = {r["out_of_domain"]: r["auroc"] for r in metrics["familiarity"]["auroc"]}

@@ -164,12 +164,12 @@ def test_attribute_outliers_switch_the_axis_to_symlog(rendered: RenderedReport) 
 
 def test_failures_axis_zooms_and_says_so(rendered: RenderedReport) -> None:
     metrics = copy.deepcopy(rendered.metrics)
-    for i, row in enumerate(metrics["discovery"]["top_failures"]):
+    for i, row in enumerate(metrics["discovery"]["highest_loss"]):
         row.update(percentile=99.0 - 0.1 * i, percentile_std=0.3)
         row.pop("measured", None)
     assert "The axis starts at percentile 90, not 0" in failures_caption(metrics)
     assert failures_figure(metrics)[:8] == b"\x89PNG\r\n\x1a\n"
-    for row in metrics["discovery"]["top_failures"]:
+    for row in metrics["discovery"]["highest_loss"]:
         row.update(percentile=20.0)
     assert "starts at" not in failures_caption(metrics)
 
