@@ -285,7 +285,7 @@ def evaluate_variant(s: TrustSet, variant: str, *, max_epochs: int | None = None
                             [p.phrase_b for p in s.pairs], reference=reference,
                             separation=separation)
     compared = d.compare(s.E_a, s.E_b, space="text")
-    pairs = [{"p": float(row.p_higher), "median_diff": float(row.median_diff),
+    pairs = [{"p": float(row.p_a_worse), "median_diff": float(row.median_diff),
               "differences": compared.differences[:, i].tolist(),
               "gap": [row.measured_diff, row.measured_low, row.measured_high, int(row.n_a),
                       int(row.n_b)],

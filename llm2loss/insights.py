@@ -86,9 +86,11 @@ def compare_phrases(diagnoser: LossDiagnoser, emb_a: Any, emb_b: Any,
                     separation: Sequence[float | None] | None = None,
                     familiarity: tuple[Sequence[float], Sequence[float]] | None = None
                     ) -> pd.DataFrame:
-    """Phrase a_i against phrase b_i: P(a higher), median difference and q0..q4 of differences.
+    """Phrase a_i against phrase b_i: P(a worse), median difference and q0..q4 of differences.
 
-    P(a higher) counts a tie as one half and is NaN with a single member. With a `reference`,
+    `p_a_worse` is the share of members scoring a above b (`Comparison.p_higher`, a tie one
+    half, NaN with a single member): for a loss diagnoser a higher score is a higher loss, so it
+    reads as P(a worse than b), the name the report, the CLI and the service use. With a `reference`,
     adds the measured gap between the held-out samples that look more like a than like b and
     those that look more like b (`measured_diff`, `measured_low`, `measured_high`, `n_a`,
     `n_b`), `margin_spread` (std of cos(x, a) - cos(x, b) over held-out samples: how much they
@@ -106,7 +108,7 @@ def compare_phrases(diagnoser: LossDiagnoser, emb_a: Any, emb_b: Any,
                         f"formed row by row, so pass equally many")
     c = diagnoser.compare(emb_a, emb_b, space="text")
     table = pd.DataFrame({"phrase_a": phrases_a, "phrase_b": phrases_b,
-                          "p_higher": c.p_higher, "median_diff": c.quartiles[2]})
+                          "p_a_worse": c.p_higher, "median_diff": c.quartiles[2]})
     for col, row in zip(Q_COLUMNS, c.quartiles):
         table[col] = row
     if reference is None:

@@ -248,7 +248,7 @@ class AuditQuery:
         raw = compare_phrases(self._diagnoser(LOSS_DIAGNOSER), emb[:1], emb[1:], [a], [b],
                               reference=self.reference(),
                               separation=[self._separation(a, b)]).iloc[0]
-        p = float(raw["p_higher"])
+        p = float(raw["p_a_worse"])
         row: dict[str, Any] = {"phrase_a": a, "phrase_b": b, "p_a_worse": p}
         pct = self._percentiles(emb)
         row["percentile_diff"] = None if pct is None else float(np.median(pct[:, 0] - pct[:, 1]))

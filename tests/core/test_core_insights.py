@@ -35,9 +35,9 @@ def test_estimate_table(planted, ranker):
 def test_compare_phrases_table(planted, ranker):
     a = np.repeat(planted.centres[:1], 3, axis=0)
     table = compare_phrases(ranker, a, planted.centres[1:4], ["concept 0"] * 3, NAMES[1:4])
-    assert list(table.columns) == ["phrase_a", "phrase_b", "p_higher", "median_diff",
+    assert list(table.columns) == ["phrase_a", "phrase_b", "p_a_worse", "median_diff",
                                    "q0", "q1", "q2", "q3", "q4"]
-    assert (table["p_higher"] > 0.9).all() and (table["median_diff"] > 0).all()
+    assert (table["p_a_worse"] > 0.9).all() and (table["median_diff"] > 0).all()
     np.testing.assert_allclose(table["median_diff"], table["q2"])
 
 

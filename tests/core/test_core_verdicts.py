@@ -85,7 +85,7 @@ def test_noise_and_disagreement_are_uncertain() -> None:
 def test_a_phrase_compared_with_itself_is_a_tie_not_a_verdict(planted, ranker, reference):
     table = compare_phrases(ranker, planted.centres[:2], planted.centres[:2], ["x", "y"],
                             ["x", "y"], reference=reference)
-    assert (table["p_higher"] == 0.5).all()
+    assert (table["p_a_worse"] == 0.5).all()
     assert (table["verdict"] == "uncertain").all()
     assert table["reason"].str.contains("same").all()
 
@@ -94,7 +94,7 @@ def test_one_member_gives_no_probability_and_no_verdict(planted, reference):
     single = LossDiagnoser("rank", "mlp", n_members=1, random_state=0, max_epochs=5).fit(
         planted.X_train, planted.loss_train)
     row = _pair(planted, single, reference)
-    assert np.isnan(row["p_higher"])
+    assert np.isnan(row["p_a_worse"])
     assert row["verdict"] == "uncertain" and "one ensemble member" in row["reason"]
 
 
