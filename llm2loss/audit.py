@@ -242,9 +242,9 @@ def embed_shard(
     batch = shard.ids if plan.encoder_spec.startswith("precomputed:") else shard.inputs
     matrix = encoder.encode_inputs(batch) if shard.ids else np.zeros((0, encoder.dim), np.float32)
     seconds = time.perf_counter() - start
-    store.write_json(_failures_key(plan.embeddings_prefix, index), shard.failures)
+    store.write_json(_failures_key(plan.embeddings_prefix, index), shard.unreadable)
     info = store.write_part(plan.embeddings_prefix, index, embeddings_table(shard.ids, matrix))
-    return {"key": info.key, "rows": info.rows, "failures": len(shard.failures), "seconds": seconds}
+    return {"key": info.key, "rows": info.rows, "failures": len(shard.unreadable), "seconds": seconds}
 
 
 def loss_shard(
@@ -264,9 +264,9 @@ def loss_shard(
     table = compute_losses(model, shard, task=release.task)
     seconds = time.perf_counter() - start
     table = _with_attributes(table, shard.ids, shard.attributes)
-    store.write_json(_failures_key(plan.losses_prefix, index), shard.failures)
+    store.write_json(_failures_key(plan.losses_prefix, index), shard.unreadable)
     info = store.write_part(plan.losses_prefix, index, table)
-    return {"key": info.key, "rows": info.rows, "failures": len(shard.failures), "seconds": seconds}
+    return {"key": info.key, "rows": info.rows, "failures": len(shard.unreadable), "seconds": seconds}
 
 
 def _with_attributes(table: pa.Table, ids: list[str], attributes: pd.DataFrame) -> pa.Table:
