@@ -195,12 +195,12 @@ def _run_audit_flow(cfg: Settings, model: str, version: str, *, as_json: bool, v
     log_file = log_file_for(cfg.cache_dir, f"audit-{model}-{version}")
     stages_out = None if as_json else StageConsole(Console(stderr=True, soft_wrap=True), bars=not verbose)
     with console_logging(log_file, verbose=verbose):
-        from flows.audit import run_audit
+        from flows.audit import run_audit_flow
 
         if stages_out is not None:
             stages_out.line(f"auditing {model}@{version} through the Prefect flow (log: {log_file})")
         with use(stages_out):
-            return run_audit(model, version, cfg, progress=stages_out is not None)
+            return run_audit_flow(model, version, cfg, progress=stages_out is not None)
 
 
 def print_audit_findings(out: Console, store: Any, manifest: dict[str, Any]) -> None:

@@ -260,12 +260,13 @@ class AuditCache:
 
 def finished_audits(store: StoreSettings) -> list[dict[str, Any]]:
     """Every release with a completed audit, as `llm2loss audits` lists them (plus dataset, task)."""
-    from llm2loss import audit as stages
-    from llm2loss import registry
+    from llm2loss import audits, registry
+    from llm2loss.pipeline.workers import get_store
 
     rows = []
-    for release in registry.list_releases(stages.get_store(store)):
-        manifest = stages.audit_manifest(store, release.model, release.version)
+    artifacts = get_store(store)
+    for release in registry.list_releases(artifacts):
+        manifest = audits.finished_manifest(artifacts, release.model, release.version)
         if manifest is not None:
             rows.append({
                 "model": release.model, "version": release.version, "ref": release.ref,
@@ -474,7 +475,7 @@ def serve(*, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, settings: Setti
     import torch
     import uvicorn
 
-    from llm2loss import audit as stages
+    from llm2loss.pipeline.workers import get_store
 
     if threads < 1:
         raise ConfigError(f"--threads {threads}: give at least 1 (1 is fastest for short questions)")
@@ -486,7 +487,7 @@ def serve(*, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, settings: Setti
     server = uvicorn.Server(uvicorn.Config(application, log_level="warning", access_log=False,
                                            lifespan="off", server_header=False))
     line = (f"llm2loss serve: http://{_url_host(bound_host)}:{bound_port}/ answers for the audits in "
-            f"{stages.get_store(cfg.store).describe()} (Ctrl-C stops it)")
+            f"{get_store(cfg.store).describe()} (Ctrl-C stops it)")
     (announce or (lambda text: print(text, flush=True)))(line)
     try:
         server.run(sockets=[sock])

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from llm2loss.audit import is_test_id
+from llm2loss.pipeline import is_test_id
 from llm2loss.config import DatasetSpec
 from llm2loss.encoders import build_encoder
 from llm2loss.errors import DataError

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit
 
-from llm2loss import audit
+from llm2loss import audits
 from llm2loss.config import StoreSettings
 from llm2loss.errors import DataError, NotFoundError
 from llm2loss.phrases import MAX_PHRASE_CHARS, normalise_phrases  # noqa: F401 (re-exported)
@@ -44,9 +44,9 @@ def validate_phrases(phrases: list[str]) -> list[str]:
 def completed_manifest(store_settings: StoreSettings, model: str, version: str) -> dict[str, Any]:
     """The manifest of the finished audit of `model@version` (`audits.require_finished`:
     NotFoundError naming the known releases, or saying how to run an unfinished audit)."""
-    from llm2loss import audits
+    from llm2loss.pipeline.workers import get_store
 
-    return audits.require_finished(audit.get_store(store_settings), model, version)
+    return audits.require_finished(get_store(store_settings), model, version)
 
 
 class AuditQuery:
@@ -56,9 +56,11 @@ class AuditQuery:
         self.manifest = completed_manifest(store_settings, model, version)
         self.model, self.version = model, version
         self._tmp = tempfile.TemporaryDirectory()
-        self.diagnosers = audit.load_diagnosers(store_settings, model, version, Path(self._tmp.name))
-        self.encoder = audit.get_encoder(self.manifest["encoder"])
-        self._store = audit.get_store(store_settings)
+        from llm2loss.pipeline.workers import get_encoder, get_store
+
+        self._store = get_store(store_settings)
+        self.diagnosers = audits.load_diagnosers(self._store, model, version, Path(self._tmp.name))
+        self.encoder = get_encoder(self.manifest["encoder"])
         self._metrics: dict[str, Any] | None = None
         self._reference: Any = None
 
