@@ -39,17 +39,23 @@ def emit_release_registered(model: str, version: str) -> None:
                payload={"model": model, "version": version})
 
 
+#: The trigger of the `audit-release` deployment (flows/deployments.py) as prefect.yaml spells it.
+RELEASE_REGISTERED_TRIGGER: dict[str, Any] = {
+    "name": "audit-on-release",
+    "type": "event",
+    "enabled": True,
+    "match": {"prefect.resource.id": "llm2loss.release.*"},
+    "expect": [RELEASE_REGISTERED],
+    "parameters": {
+        "model": "{{ event.payload.model }}",
+        "version": "{{ event.payload.version }}",
+    },
+}
+
+
 def release_registered_trigger() -> DeploymentEventTrigger:
     """Run `audit-release` with the model and version of each registered release."""
-    return DeploymentEventTrigger(
-        name="audit-on-release",
-        expect={RELEASE_REGISTERED},
-        match={"prefect.resource.id": "llm2loss.release.*"},
-        parameters={
-            "model": "{{ event.payload.model }}",
-            "version": "{{ event.payload.version }}",
-        },
-    )
+    return DeploymentEventTrigger(**RELEASE_REGISTERED_TRIGGER)
 
 
 def audit_events(model: str, version: str, report_uri: str,
