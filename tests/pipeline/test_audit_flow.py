@@ -127,14 +127,18 @@ def test_audits_land_in_s3_reuse_embeddings_and_rerun_does_nothing(
 def test_release_registered_event_triggers_the_served_deployment(
     prefect_server, tmp_path, dask_cluster, cache_dir, spam_weights
 ):
+    """The path users take: `llm2loss register` (which emits the event with flows.events, the one
+    emitter) runs the served `audit-release` deployment."""
+    from prefect.logging.configuration import ensure_logging_setup
     from prefect.settings import PREFECT_API_URL
+    from typer.testing import CliRunner
 
-    from flows.events import emit_release_registered
+    from app.cli import app
 
     store_settings = StoreSettings(uri=str(tmp_path / "store"))
-    store = stages.get_store(store_settings)
     release, weights = spam_weights[0]
-    registry.register(store, release, weights_file=weights)
+    release_file = tmp_path / "release.json"
+    release_file.write_text(release.model_dump_json(), encoding="utf-8")
     env = dict(os.environ)
     env.update({
         "PREFECT_API_URL": PREFECT_API_URL.value(),
@@ -149,7 +153,11 @@ def test_release_registered_event_triggers_the_served_deployment(
     try:
         deployment_id = _wait_for_deployment("audit-release", timeout_s=60)
         time.sleep(3)  # let the trigger's automation be loaded by the server
-        emit_release_registered(release.model, release.version)
+        ensure_logging_setup()  # Prefect's handlers bound outside the runner's captured stderr
+        result = CliRunner().invoke(app, ["register", str(release_file), "--weights", str(weights),
+                                          "--store", store_settings.uri], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        assert f"emitted llm2loss.release.registered for {release.ref}" in result.output
         run = _wait_for_run(deployment_id, timeout_s=240)
         assert run.state.is_completed(), run.state.message
         assert run.parameters == {"model": release.model, "version": release.version}
