@@ -16,8 +16,8 @@ from prefect import flow, get_run_logger
 
 from flows.artifacts import publish_audit_artifacts
 from flows.events import emit_audit_events
-from flows.runtime import SettingsDaskTaskRunner, load_settings, make_task_runner, share_local_prefect_api
-from flows.runtime import shared_local_cluster
+from flows.runtime import (SettingsDaskTaskRunner, load_settings, make_task_runner, share_local_prefect_api,
+                           shared_local_cluster)
 from llm2loss import audits, registry
 from llm2loss.config import ReleaseSpec, Settings
 from llm2loss.pipeline.locks import audit_exclusively
