@@ -72,12 +72,12 @@ def _run_audit_flow(cfg: Settings, model: str, version: str, *, as_json: bool, v
     log_file = log_file_for(cfg.cache_dir, f"audit-{model}-{version}")
     stages_out = None if as_json else StageConsole(Console(stderr=True, soft_wrap=True), bars=not verbose)
     with console_logging(log_file, verbose=verbose):
-        from flows.audit import run_audit
+        from flows.audit import run_audit_flow
 
         if stages_out is not None:
             stages_out.line(f"auditing {model}@{version} through the Prefect flow (log: {log_file})")
         with use(stages_out):
-            return run_audit(model, version, cfg, progress=stages_out is not None)
+            return run_audit_flow(model, version, cfg, progress=stages_out is not None)
 
 
 def print_audit_findings(out: Console, store: Any, manifest: dict[str, Any]) -> None:
@@ -122,48 +122,13 @@ def register(
     typer.echo(f"registered {release.ref} at {key}")
     if no_event:
         return
-    problem = emit_registered(release.model, release.version)
+    from flows.events import emit_release_registered  # the one emitter: the flow's events module
+
+    problem = emit_release_registered(release.model, release.version)
     if problem is None:
         typer.echo(f"emitted llm2loss.release.registered for {release.ref}")
     else:
         typer.echo(f"note: {one_line(problem)}", err=True)
-
-
-def emit_registered(model: str, version: str) -> str | None:
-    """Send `llm2loss.release.registered` to the Prefect API now; None, or why it was not sent.
-
-    Sent synchronously (not through Prefect's background worker) so a failure is known here.
-    """
-    import asyncio
-    import logging
-
-    from prefect.events import Event
-    from prefect.events.clients import get_events_client
-    from prefect.settings import PREFECT_API_URL
-
-    from flows.events import RELEASE_REGISTERED, release_resource
-
-    if not PREFECT_API_URL.value():
-        return (f"no Prefect API is configured (PREFECT_API_URL), so no event was emitted; the release "
-                f"is registered: audit it with `llm2loss audit {model}@{version}`")
-    event = Event(event=RELEASE_REGISTERED, resource=release_resource(model, version),
-                  payload={"model": model, "version": version})
-
-    async def send() -> None:
-        async with get_events_client(reconnection_attempts=2) as client:
-            await client.emit(event)
-
-    quiet = logging.getLogger("prefect.events.clients")
-    was_disabled, quiet.disabled = quiet.disabled, True  # its own warning would be a second line
-    try:
-        asyncio.run(send())
-    except Exception as exc:  # noqa: BLE001 - any failure to reach the API is reported the same way
-        return (f"could not emit {RELEASE_REGISTERED} to the Prefect API at {PREFECT_API_URL.value()} "
-                f"({type(exc).__name__}: {exc}); the release is registered: audit it with "
-                f"`llm2loss audit {model}@{version}`")
-    finally:
-        quiet.disabled = was_disabled
-    return None
 
 
 def trusted_manifest(store: Any, model: str, version: str) -> dict[str, Any] | None:

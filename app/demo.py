@@ -19,12 +19,11 @@ from typing import Any
 
 from rich.console import Console
 
-from llm2loss import audit as stages
-from llm2loss import registry
+from llm2loss import audits, registry
+from llm2loss import pipeline as stages
 from llm2loss.config import DatasetSpec, Settings
 from llm2loss.errors import NotFoundError
 from llm2loss.report import headline_findings, regression_findings
-from llm2loss.store import keys
 
 DEMO_MODEL = "spam-filter"
 DEMO_VERSIONS = ("v1", "v2")
@@ -90,7 +89,7 @@ def run_demo(cfg: Settings, *, limit: int | None = None, console: Console | None
     versions = ensure_releases(cfg, limit, console)
     manifests = {}
     for version in versions:  # finished audits are read back, not rerun (no cluster to start)
-        done = stages.audit_manifest(cfg.store, DEMO_MODEL, version)
+        done = audits.finished_manifest(stages.get_store(cfg.store), DEMO_MODEL, version)
         if done is not None:
             out.line(f"2. audit of {DEMO_MODEL}@{version} already completed at {done['completed_at']}")
             manifests[version] = done
@@ -102,8 +101,7 @@ def run_demo(cfg: Settings, *, limit: int | None = None, console: Console | None
     for number, version in enumerate(versions, start=3):
         metrics = store.read_json(manifests[version]["metrics"])
         print_findings(console, f"{number}. Headline findings of {DEMO_MODEL}@{version}", headline_findings(metrics))
-    regression_key = keys.regression_key(DEMO_MODEL, versions[-1])
-    regression = store.read_json(regression_key) if store.exists(regression_key) else None
+    regression = audits.regression_of(store, manifests[versions[-1]])
     title = f"{len(versions) + 3}. Regression report {DEMO_MODEL} {versions[0]} -> {versions[-1]}"
     if regression is None:
         print_findings(console, title, [], empty="(no regression report: the earlier audit used another dataset or encoder)")
@@ -111,7 +109,7 @@ def run_demo(cfg: Settings, *, limit: int | None = None, console: Console | None
         print_findings(console, title, regression_findings(regression))
     out.line("Reports", style="bold")
     for version in versions:
-        out.line(f"  {DEMO_MODEL}@{version}: {stages.local_report_path(cfg, manifests[version])}")
+        out.line(f"  {DEMO_MODEL}@{version}: {audits.local_report_path(store, manifests[version], cfg.cache_dir)}")
     out.line("See the runs in the Prefect UI: `make ui`, then open http://127.0.0.1:4200")
     return {"manifests": manifests, "regression": regression}
 
@@ -124,7 +122,8 @@ def _audit_all(cfg: Settings, versions: list[str], out: Any, *, verbose: bool) -
     log_file = log_file_for(cfg.cache_dir, "demo")
     manifests = {}
     with console_logging(log_file, verbose=verbose):
-        from flows.audit import run_audit, shared_local_cluster  # the demo is an entry point, like the CLI
+        from flows.audit import run_audit_flow  # the demo is an entry point, like the CLI
+        from flows.runtime import shared_local_cluster
 
         out.line(f"2. auditing {', '.join(f'{DEMO_MODEL}@{v}' for v in versions)} through the Prefect flow "
                  f"(Prefect and Dask logs: {log_file})")
@@ -133,6 +132,6 @@ def _audit_all(cfg: Settings, versions: list[str], out: Any, *, verbose: bool) -
                 for version in versions:
                     out.line(f"  {DEMO_MODEL}@{version}", style="bold")
                     start = time.perf_counter()
-                    manifests[version] = run_audit(DEMO_MODEL, version, audit_cfg, progress=True)
+                    manifests[version] = run_audit_flow(DEMO_MODEL, version, audit_cfg, progress=True)
                     out.line(f"  audit of {DEMO_MODEL}@{version} done in {time.perf_counter() - start:.0f} s")
     return manifests

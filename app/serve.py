@@ -327,7 +327,7 @@ def serve(*, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, settings: Setti
     import torch
     import uvicorn
 
-    from llm2loss import audit as stages
+    from llm2loss.pipeline.workers import get_store
 
     if threads < 1:
         raise ConfigError(f"--threads {threads}: give at least 1 (1 is fastest for short questions)")
@@ -339,7 +339,7 @@ def serve(*, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, settings: Setti
     server = uvicorn.Server(uvicorn.Config(application, log_level="warning", access_log=False,
                                            lifespan="off", server_header=False))
     line = (f"llm2loss serve: http://{_url_host(bound_host)}:{bound_port}/ answers for the audits in "
-            f"{stages.get_store(cfg.store).describe()} (Ctrl-C stops it)")
+            f"{get_store(cfg.store).describe()} (Ctrl-C stops it)")
     (announce or (lambda text: print(text, flush=True)))(line)
     try:
         server.run(sockets=[sock])

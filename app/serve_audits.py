@@ -96,13 +96,14 @@ class AuditCache:
 def finished_audits(store: StoreSettings) -> list[dict[str, Any]]:
     """Every release with a completed audit, as `llm2loss audits` lists them (plus dataset, task);
     a manifest that cannot be trusted is skipped with a logged warning, as there."""
-    from llm2loss import audit as stages
-    from llm2loss import registry
+    from llm2loss import audits, registry
+    from llm2loss.pipeline.workers import get_store
 
     rows = []
-    for release in registry.list_releases(stages.get_store(store)):
+    artifacts = get_store(store)
+    for release in registry.list_releases(artifacts):
         try:
-            manifest = stages.audit_manifest(store, release.model, release.version)
+            manifest = audits.finished_manifest(artifacts, release.model, release.version)
         except (StoreError, ConfigError) as exc:  # one tampered manifest must not hide the rest
             log.warning("skipping the audit of %s: %s", release.ref, exc)
             continue

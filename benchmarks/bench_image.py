@@ -52,7 +52,7 @@ from baselines import BASELINES, make_baseline  # noqa: E402
 from results_md import RESULTS, write_section  # noqa: E402
 
 from llm2loss import evaluation  # noqa: E402
-from llm2loss.audit import is_test_id  # noqa: E402
+from llm2loss.pipeline import is_test_id  # noqa: E402
 from llm2loss.config import AuditSettings, DaskSettings, DiagnoserSettings, Settings, StoreSettings  # noqa: E402
 
 SECTION = "## Image"
@@ -64,9 +64,10 @@ def run_flow(release, weights: Path, store: StoreSettings, *, members: int, shar
              cluster_address: str, cache_dir: str, archs: tuple[str, ...] = ("linear", "mlp"),
              ) -> tuple[dict[str, Any], Settings, float]:
     """Register the release in a store and audit it through the flow; (manifest, settings, s)."""
-    from flows.audit import audit_release, make_task_runner
+    from flows.audit import audit_release
+    from flows.runtime import make_task_runner
 
-    from llm2loss import audit as stages
+    from llm2loss import pipeline as stages
     from llm2loss import registry
 
     cfg = Settings(
@@ -88,7 +89,7 @@ def run_flow(release, weights: Path, store: StoreSettings, *, members: int, shar
 
 def audit_tables(cfg: Settings, manifest: dict[str, Any]) -> dict[str, Any]:
     """The audit's embeddings and losses joined on id, split exactly like the pipeline."""
-    from llm2loss import audit as stages
+    from llm2loss import pipeline as stages
     from llm2loss.store import table_to_matrix
 
     store = stages.get_store(cfg.store)
@@ -231,7 +232,7 @@ def measure(args: argparse.Namespace, log=print) -> dict[str, Any]:
                 shard_size=args.shard_size, cluster_address=cluster.scheduler_address,
                 cache_dir=str(Path(tmp) / "cache"))
         log(f"audit flow: {flow_seconds:.0f} s")
-        from llm2loss import audit as stages
+        from llm2loss import pipeline as stages
 
         metrics = stages.get_store(cfg.store).read_json(manifest["metrics"])
         data = audit_tables(cfg, manifest)

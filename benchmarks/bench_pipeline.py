@@ -41,7 +41,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 from results_md import RESULTS, write_section  # noqa: E402
 
-from llm2loss import audit as stages  # noqa: E402
+from llm2loss import pipeline as stages  # noqa: E402
 from llm2loss import registry  # noqa: E402
 from llm2loss.config import (  # noqa: E402
     AuditSettings, DaskSettings, DatasetSpec, DiagnoserSettings, Settings, StoreSettings,
@@ -82,7 +82,8 @@ def plain_dask_seconds(cluster: Any, spec: DatasetSpec, cache_dir: str, *, n_sha
 
 def run_audit_flow(cfg: Settings, model: str, version: str) -> tuple[float, dict[str, Any]]:
     """(wall seconds, manifest) of one `audit-release` flow run on the configured cluster."""
-    from flows.audit import audit_release, make_task_runner
+    from flows.audit import audit_release
+    from flows.runtime import make_task_runner
 
     flow = audit_release.with_options(task_runner=make_task_runner(cfg.dask))
     start = time.perf_counter()

@@ -5,9 +5,9 @@ MiniLM dimension) and N per-sample losses with a planted failure direction, writ
 stages of 10 000-row parts exactly as the shard tasks write them. A fresh child process then runs
 the audit's analysis stage over that store, the way the flow's `train-and-analyse` task does:
 
-- load: `llm2loss.audit.load_audit_data` (every part verified by sha256, embeddings and losses
+- load: `llm2loss.pipeline.load_audit_data` (every part verified by sha256, embeddings and losses
   joined on id and split into train and test, part by part);
-- train+analyse: `llm2loss.audit.train_and_analyse` (load again, split, fit the diagnosers,
+- train+analyse: `llm2loss.pipeline.train_and_analyse` (load again, split, fit the diagnosers,
   evaluate on the held-out split, phrase estimates with the real packaged MiniLM, save every
   diagnoser to the store).
 
@@ -87,7 +87,7 @@ def write_stages(store_uri: str, n: int, *, seed: int = 0) -> None:
 def make_plan(n: int) -> Any:
     """The audit plan of the generated release of size n."""
     from llm2loss.store import keys
-    from llm2loss.audit import AuditPlan, StageSharding
+    from llm2loss.pipeline import AuditPlan, StageSharding
 
     sharding = StageSharding(shard_size=PART_ROWS, n_shards=-(-n // PART_ROWS))
     return AuditPlan(
@@ -132,7 +132,7 @@ class GroundingTimer:
 
     TIMED = (("llm2loss.analysis.grounded", ("build_reference", "ground_estimates",
                                               "grounded_comparisons", "attribute_truth")),
-             ("llm2loss.audit", ("write_held_out", "_previews")))
+             ("llm2loss.pipeline.train", ("write_held_out", "_previews")))
 
     def __init__(self) -> None:
         self.seconds = 0.0
@@ -167,7 +167,7 @@ def measure(store_uri: str, n: int, members: int, objectives: list[str], archs: 
     """Time and peak memory of the analysis stage over the store of size n (run in a child)."""
     import torch
 
-    from llm2loss import audit as stages
+    from llm2loss import pipeline as stages
     from llm2loss.config import AuditSettings, DatasetSpec, DiagnoserSettings, ReleaseSpec, StoreSettings
 
     torch.set_num_threads(max(1, os.cpu_count() or 1))
@@ -183,7 +183,7 @@ def measure(store_uri: str, n: int, members: int, objectives: list[str], archs: 
     base = psutil.Process().memory_info().rss
     start = time.perf_counter()
     with PeakRSS() as load_peak:
-        data = stages.load_audit_data(store_settings, plan)
+        data = stages.load_audit_data(stages.get_store(store_settings), plan)
     load_s = time.perf_counter() - start
     assert data["X_train"].shape[0] + data["X_test"].shape[0] == n and data["X_train"].shape[1] == DIM
     del data
@@ -197,7 +197,7 @@ def measure(store_uri: str, n: int, members: int, objectives: list[str], archs: 
     grounding = GroundingTimer()
     start = time.perf_counter()
     with PeakRSS() as total_peak, grounding:
-        metrics = stages.train_and_analyse(store_settings, release, plan, settings)
+        metrics = stages.train_and_analyse(stages.AuditContext(store_settings=store_settings, release=release, plan=plan), settings)
     total_s = time.perf_counter() - start
     return row | {
         "grounding_s": grounding.seconds,

@@ -50,8 +50,8 @@ MODEL, VERSION = "spam-filter", "v1"
 
 def build_audit(root: Path, limit: int) -> str:
     """Train, register and audit spam-filter v1 on a `limit`-email slice in a store under `root`."""
-    from flows.audit import run_audit
-    from llm2loss import audit as stages
+    from flows.audit import run_audit_flow
+    from llm2loss import pipeline as stages
     from llm2loss import registry
     from llm2loss.config import AuditSettings, DatasetSpec, DiagnoserSettings, Settings, StoreSettings
     from llm2loss.zoo.spam import train_spam_releases
@@ -66,7 +66,7 @@ def build_audit(root: Path, limit: int) -> str:
     )
     release, weights = releases[0]
     registry.register(stages.get_store(cfg.store), release, weights_file=weights)
-    run_audit(release.model, release.version, cfg)
+    run_audit_flow(release.model, release.version, cfg)
     return cfg.store.uri
 
 

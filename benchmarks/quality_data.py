@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from llm2loss.audit import is_test_id
+from llm2loss.pipeline import is_test_id
 from llm2loss.config import DatasetSpec
 from llm2loss.encoders import build_encoder
 from llm2loss.errors import DataError
@@ -75,7 +75,7 @@ def cached_embeddings(name: str, fingerprint: str, ids: list[str], texts: list[s
 def release_losses(corpus: SpamCorpus, *, seed: int = 0) -> dict[str, pd.DataFrame]:
     """Per release version ("v1", "v2"): id, loss, label, pred, correct for every e-mail."""
     shard = Shard(index=0, ids=corpus.ids, inputs=corpus.texts, labels=corpus.labels,
-                  attributes=corpus.attributes, failures=[])
+                  attributes=corpus.attributes, unreadable=[])
     out: dict[str, pd.DataFrame] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for release, weights in train_spam_releases(corpus.source, Path(tmp), seed=seed):

@@ -1,7 +1,7 @@
 """The events llm2loss emits and listens to, and the triggers built from them.
 
-- `llm2loss.release.registered`: `llm2loss register` (payload: model, version); the
-  `audit-release` deployment runs on it.
+- `llm2loss.release.registered`: `llm2loss register` sends it with `emit_release_registered`
+  (payload: model, version); the `audit-release` deployment runs on it.
 - `llm2loss.audit.completed`: every audit that finishes (payload: model, version, report,
   significant_regression, previous, error rates).
 - `llm2loss.audit.regressed`: an audit whose regression report against the previous version is
@@ -17,7 +17,6 @@ from typing import Any
 
 from prefect.events import emit_event
 from prefect.events.schemas.automations import EventTrigger, Posture
-from prefect.events.schemas.deployment_triggers import DeploymentEventTrigger
 
 RELEASE_REGISTERED = "llm2loss.release.registered"
 AUDIT_COMPLETED = "llm2loss.audit.completed"
@@ -33,23 +32,55 @@ def release_resource(model: str, version: str) -> dict[str, str]:
     }
 
 
-def emit_release_registered(model: str, version: str) -> None:
-    """Tell Prefect a release was registered; the `audit-release` deployment's trigger fires on it."""
-    emit_event(event=RELEASE_REGISTERED, resource=release_resource(model, version),
-               payload={"model": model, "version": version})
+def emit_release_registered(model: str, version: str) -> str | None:
+    """Send `llm2loss.release.registered` to the Prefect API now; None, or why it was not sent.
+
+    The `audit-release` deployment's trigger fires on it (`llm2loss register` sends it). Sent
+    synchronously, not through Prefect's background event worker, so a failure is known here.
+    """
+    import asyncio
+    import logging
+
+    from prefect.events import Event
+    from prefect.events.clients import get_events_client
+    from prefect.settings import PREFECT_API_URL
+
+    if not PREFECT_API_URL.value():
+        return (f"no Prefect API is configured (PREFECT_API_URL), so no event was emitted; the release "
+                f"is registered: audit it with `llm2loss audit {model}@{version}`")
+    event = Event(event=RELEASE_REGISTERED, resource=release_resource(model, version),
+                  payload={"model": model, "version": version})
+
+    async def send() -> None:
+        async with get_events_client(reconnection_attempts=2) as client:
+            await client.emit(event)
+
+    quiet = logging.getLogger("prefect.events.clients")
+    was_disabled, quiet.disabled = quiet.disabled, True  # its own warning would be a second line
+    try:
+        asyncio.run(send())
+    except Exception as exc:  # noqa: BLE001 - any failure to reach the API is reported the same way
+        return (f"could not emit {RELEASE_REGISTERED} to the Prefect API at {PREFECT_API_URL.value()} "
+                f"({type(exc).__name__}: {exc}); the release is registered: audit it with "
+                f"`llm2loss audit {model}@{version}`")
+    finally:
+        quiet.disabled = was_disabled
+    return None
 
 
-def release_registered_trigger() -> DeploymentEventTrigger:
-    """Run `audit-release` with the model and version of each registered release."""
-    return DeploymentEventTrigger(
-        name="audit-on-release",
-        expect={RELEASE_REGISTERED},
-        match={"prefect.resource.id": "llm2loss.release.*"},
-        parameters={
-            "model": "{{ event.payload.model }}",
-            "version": "{{ event.payload.version }}",
-        },
-    )
+#: The trigger of the `audit-release` deployment (flows/deployments.py), as prefect.yaml spells it
+#: and flows/serve.py builds it (a DeploymentEventTrigger).
+RELEASE_REGISTERED_TRIGGER: dict[str, Any] = {
+    "name": "audit-on-release",
+    "type": "event",
+    "enabled": True,
+    "match": {"prefect.resource.id": "llm2loss.release.*"},
+    "expect": [RELEASE_REGISTERED],
+    "parameters": {
+        "model": "{{ event.payload.model }}",
+        "version": "{{ event.payload.version }}",
+    },
+}
 
 
 def audit_events(model: str, version: str, report_uri: str,

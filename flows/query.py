@@ -8,7 +8,7 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 
 from flows.artifacts import release_artifact_key
-from flows.audit import load_settings
+from flows.runtime import load_settings
 from llm2loss.query import AuditQuery
 
 

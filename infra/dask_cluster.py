@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from infra.processes import HOST, Service, bin_path, free_port, start_and_wait, stop
+from infra.processes import HOST, Service, bin_path, free_port, start_and_wait
 
 HINT = "dask"
 
@@ -81,8 +81,3 @@ def start_workers(
         log_path=str(log_path),
         extra={"n_workers": str(n_workers)},
     )
-
-
-def stop_dask(service: Service) -> bool:
-    """Stop a Dask scheduler or workers we started; False when no longer running."""
-    return stop(service.pid, HINT)

@@ -12,7 +12,7 @@ import json
 import urllib.request
 from pathlib import Path
 
-from infra.processes import HOST, Service, bin_path, free_port, start_and_wait, stop
+from infra.processes import HOST, Service, bin_path, free_port, start_and_wait
 
 HINT = "prefect"
 
@@ -56,8 +56,3 @@ def start_prefect_server(
         log_path=str(log_path),
         extra={"ui": f"http://{HOST}:{port}"},
     )
-
-
-def stop_prefect_server(service: Service) -> bool:
-    """Stop a Prefect server we started; False when it was no longer running."""
-    return stop(service.pid, HINT)

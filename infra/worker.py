@@ -11,7 +11,7 @@ import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
 
-from infra.processes import Service, bin_path, start_and_wait, stop
+from infra.processes import Service, bin_path, start_and_wait
 
 HINT = "prefect"
 POOL = "llm2loss"
@@ -69,8 +69,3 @@ def start_worker(
         log_path=str(log_path),
         extra={"pool": pool},
     )
-
-
-def stop_worker(service: Service) -> bool:
-    """Stop a Prefect worker we started; False when no longer running."""
-    return stop(service.pid, HINT)

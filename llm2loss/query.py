@@ -28,8 +28,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit
 
-from llm2loss import audit
-from llm2loss.store import keys as layout
+from llm2loss import audits
 from llm2loss.config import StoreSettings
 from llm2loss.errors import DataError, NotFoundError, WeightsError
 from llm2loss.phrases import MAX_PHRASE_CHARS, normalise_phrases  # noqa: F401 (re-exported)
@@ -46,22 +45,6 @@ def percentiles(member_scores: np.ndarray, quantiles: np.ndarray) -> np.ndarray:
     neither the analysis package nor, through it, torch (a test keeps the two equal)."""
     grid = np.linspace(0.0, 100.0, quantiles.shape[1])
     return np.stack([np.interp(s, q, grid) for s, q in zip(member_scores, quantiles)])
-
-
-def download_diagnosers(store_settings: StoreSettings, model: str, version: str, dest: Path) -> dict[str, Path]:
-    """Every diagnoser folder of a finished audit, downloaded under `dest`: {name: folder}.
-    Only the names this version writes (objective-arch) become paths; others are skipped."""
-    store = audit.get_store(store_settings)
-    root = layout.diagnosers_prefix(model, version)
-    names = {key[len(root) + 1:].split("/", 1)[0] for key in store.list(f"{root}/")}
-    known = {f"{o}-{a}" for o in layout.OBJECTIVES for a in layout.ARCHS}
-    for name in sorted(names - known):
-        log.warning("skipping %r under %s: not a diagnoser this version writes", name, root)
-    folders = {}
-    for name in sorted(names & known):
-        folders[name] = dest / name
-        store.download_dir(f"{root}/{name}", folders[name])
-    return folders
 
 
 def torch_free_scorers(encoder_spec: str, folders: dict[str, Path]) -> tuple[Any, dict[str, Any]] | None:
@@ -85,10 +68,11 @@ def torch_free_scorers(encoder_spec: str, folders: dict[str, Path]) -> tuple[Any
 
 
 def torch_scorers(encoder_spec: str, folders: dict[str, Path]) -> tuple[Any, dict[str, Any]]:
-    """(encoder, diagnosers) in torch: `audit.get_encoder` and `LossDiagnoser.load`."""
+    """(encoder, diagnosers) in torch: `pipeline.workers.get_encoder` and `LossDiagnoser.load`."""
     from llm2loss.diagnoser import LossDiagnoser
+    from llm2loss.pipeline.workers import get_encoder
 
-    return audit.get_encoder(encoder_spec), {name: LossDiagnoser.load(f) for name, f in folders.items()}
+    return get_encoder(encoder_spec), {name: LossDiagnoser.load(f) for name, f in folders.items()}
 
 
 def validate_phrases(phrases: list[str]) -> list[str]:
@@ -104,9 +88,9 @@ def validate_phrases(phrases: list[str]) -> list[str]:
 def completed_manifest(store_settings: StoreSettings, model: str, version: str) -> dict[str, Any]:
     """The manifest of the finished audit of `model@version` (`audits.require_finished`:
     NotFoundError naming the known releases, or saying how to run an unfinished audit)."""
-    from llm2loss import audits
+    from llm2loss.pipeline.workers import get_store
 
-    return audits.require_finished(audit.get_store(store_settings), model, version)
+    return audits.require_finished(get_store(store_settings), model, version)
 
 
 class AuditQuery:
@@ -121,12 +105,14 @@ class AuditQuery:
         self.manifest = completed_manifest(store_settings, model, version)
         self.model, self.version = model, version
         self._tmp = tempfile.TemporaryDirectory()
-        folders = download_diagnosers(store_settings, model, version, Path(self._tmp.name))
+        from llm2loss.pipeline.workers import get_store
+
+        self._store = get_store(store_settings)
+        folders = audits.download_diagnosers(self._store, model, version, Path(self._tmp.name))
         spec = self.manifest["encoder"]
         scorers = torch_free_scorers(spec, folders) if torch_free else None
         self.backend = "numpy" if scorers is not None else "torch"
         self.encoder, self.diagnosers = scorers if scorers is not None else torch_scorers(spec, folders)
-        self._store = audit.get_store(store_settings)
         self._metrics: dict[str, Any] | None = None
         self._reference: Any = None
 

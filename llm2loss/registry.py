@@ -1,4 +1,4 @@
-"""Model releases: register one, read one, list them, find those not yet audited.
+"""Model releases: register one, read one, list them (which are audited: `llm2loss.audits`).
 
 A release is `releases/<model>/<version>/release.json` (a `ReleaseSpec`), with its weights, when
 given, uploaded beside it as `weights.<ext>` plus a `weights.json` sidecar (size, sha256). A
@@ -191,20 +191,6 @@ def list_releases(store: ArtifactStore) -> list[ReleaseSpec]:
     return sorted(releases, key=lambda r: (r.model, r.created_at, r.version))
 
 
-def is_audited(store: ArtifactStore, release: ReleaseSpec) -> bool:
-    """True when the release has an audit manifest whose status is "completed"."""
-    try:
-        manifest = store.read_json(keys.audit_manifest_key(release.model, release.version))
-    except (NotFoundError, StoreError):
-        return False
-    return isinstance(manifest, dict) and manifest.get("status") == "completed"
-
-
-def unaudited(store: ArtifactStore) -> list[ReleaseSpec]:
-    """Releases without a completed audit, oldest first per model."""
-    return [r for r in list_releases(store) if not is_audited(store, r)]
-
-
 def fetch_weights(store: ArtifactStore, release: ReleaseSpec, cache_dir: Path) -> Path | None:
     """A local path to the release's weights (None when it has none).
 
@@ -261,4 +247,4 @@ def _download_weights(
     return dest
 
 
-__all__ = ["register", "get", "list_releases", "unaudited", "is_audited", "fetch_weights"]
+__all__ = ["register", "get", "list_releases", "fetch_weights"]

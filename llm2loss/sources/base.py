@@ -4,7 +4,7 @@ Each concrete reader (image folder, manifest, torchvision, text table, SpamAssas
 text) only builds an index table (id, label, attribute columns) and a function that loads one
 input. `RecordSource` does the rest the same way for all of them: duplicate ids and empty data
 are errors, `limit` takes a deterministic subset, shards are fixed slices, a sample that cannot be
-read is skipped and recorded in the shard's failures, and the fingerprint is a content hash that
+read is skipped and recorded in the shard's `unreadable` list, and the fingerprint is a content hash that
 is stable across processes.
 """
 
@@ -39,7 +39,7 @@ class Shard:
     inputs: list[Any]
     labels: np.ndarray
     attributes: pd.DataFrame
-    failures: list[tuple[str, str]] = field(default_factory=list)
+    unreadable: list[tuple[str, str]] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -192,7 +192,7 @@ class RecordSource:
         return math.ceil(len(self._ids) / shard_size)
 
     def read_shard(self, index: int, shard_size: int) -> Shard:
-        """Read shard `index`; unreadable samples go to `failures` with a reason."""
+        """Read shard `index`; unreadable samples go to `unreadable` with a reason."""
         n = self.n_shards(shard_size)
         if not 0 <= index < n:
             raise DataError(
@@ -202,16 +202,16 @@ class RecordSource:
         rows = range(index * shard_size, min((index + 1) * shard_size, len(self._ids)))
         ok: list[int] = []
         inputs: list[Any] = []
-        failures: list[tuple[str, str]] = []
+        unreadable: list[tuple[str, str]] = []
         for row in rows:
             sample_id = self._ids[row]
             if _is_missing(self._labels[row]):
-                failures.append((sample_id, "missing label"))
+                unreadable.append((sample_id, "missing label"))
                 continue
             try:
                 inputs.append(self._load_input(int(self._positions[row])))
             except SampleError as exc:
-                failures.append((sample_id, str(exc)))
+                unreadable.append((sample_id, str(exc)))
                 continue
             ok.append(row)
         return Shard(
@@ -220,7 +220,7 @@ class RecordSource:
             inputs=inputs,
             labels=_label_array(self._labels[ok]),
             attributes=self._attributes.iloc[ok].reset_index(drop=True),
-            failures=failures,
+            unreadable=unreadable,
         )
 
 
@@ -254,7 +254,7 @@ def encode_labels(
     """Turn a label column into numbers: numbers stay, strings map to class indices.
 
     String labels map to `classes` when given (unknown ones raise DataError), else to the sorted
-    distinct values. Missing labels stay missing (they become failures when read).
+    distinct values. Missing labels stay missing (those samples are unreadable when read).
     """
     missing = values.isna()
     present = values[~missing]

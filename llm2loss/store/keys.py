@@ -230,9 +230,9 @@ def sidecar_key(prefix: str, index: int) -> str:
     return f"{check_key(prefix)}/part-{_check_index(index):05d}.json"
 
 
-def failures_key(prefix: str, index: int) -> str:
-    """Key of the JSON list of the samples shard `index` of a stage skipped, beside its part:
-    `<prefix>/failures-00003.json`."""
+def unreadable_key(prefix: str, index: int) -> str:
+    """Key of the JSON list of the samples shard `index` of a stage could not read, beside its
+    part: `<prefix>/failures-00003.json` (the stored name older stores hold)."""
     return f"{check_key(prefix)}/failures-{_check_index(index):05d}.json"
 
 

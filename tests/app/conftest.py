@@ -36,8 +36,8 @@ class ServedStore:
 @pytest.fixture(scope="session")
 def served_store(prefect_server, dask_cluster, cache_dir, spam_releases, tmp_path_factory) -> ServedStore:
     """Register spam-filter v1, v2 (audited through the flow) and v3 (never audited)."""
-    from flows.audit import run_audit
-    from llm2loss import audit as stages
+    from flows.audit import run_audit_flow
+    from llm2loss import pipeline as stages
     from llm2loss import registry
 
     uri = str(tmp_path_factory.mktemp("served") / "store")
@@ -49,7 +49,7 @@ def served_store(prefect_server, dask_cluster, cache_dir, spam_releases, tmp_pat
     for release, weights in spam_releases:
         registry.register(store, release, weights_file=weights)
     for release, _ in spam_releases:
-        run_audit(release.model, release.version, cfg)
+        run_audit_flow(release.model, release.version, cfg)
     v2, v2_weights = spam_releases[1]
     registry.register(store, v2.model_copy(update={"version": UNAUDITED}), weights_file=v2_weights)
     return ServedStore(settings=cfg, uri=uri)

@@ -162,7 +162,7 @@ def test_serve_help_has_an_example():
     assert "--server" in run("query", "--help").stdout
 
 
-HEAVY = ("torch", "sentence_transformers", "llm2loss.query", "llm2loss.audit")
+HEAVY = ("torch", "sentence_transformers", "llm2loss.query", "llm2loss.pipeline.shards", "llm2loss.pipeline.train")
 ASK_AND_LIST_IMPORTS = (
     "import sys\n"
     "from app.cli import app\n"

@@ -25,7 +25,8 @@ import pytest
 from cli_helpers import assert_one_line_error, write_release_file
 from typer.testing import CliRunner
 
-from llm2loss import audit as stages
+from llm2loss import audits
+from llm2loss import pipeline as stages
 from app.cli import app
 from llm2loss.config import StoreSettings
 from llm2loss.report import prefect_artifact_payloads
@@ -67,7 +68,7 @@ def audited(prefect_server, dask_cluster, cache_dir, spam_releases, tmp_path_fac
 
 
 def _manifest(audited: dict[str, Any], version: str) -> dict[str, Any]:
-    manifest = stages.audit_manifest(StoreSettings(uri=audited["store"]), MODEL, version)
+    manifest = audits.finished_manifest(stages.get_store(StoreSettings(uri=audited["store"])), MODEL, version)
     assert manifest is not None
     return manifest
 

@@ -14,7 +14,7 @@ from typing import Any
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
-from llm2loss import audit as stages
+from llm2loss import pipeline as stages
 from llm2loss.config import (
     AuditSettings,
     DaskSettings,
@@ -68,7 +68,8 @@ def train_weights(cache_dir: Path, out_dir: Path) -> list:
 
 def run_flow(cfg: Settings, model: str, version: str, *, expect_ok: bool = True):
     """Run audit_release in this process; (flow run id, state)."""
-    from flows.audit import audit_release, make_task_runner
+    from flows.audit import audit_release
+    from flows.runtime import make_task_runner
 
     flow = audit_release.with_options(task_runner=make_task_runner(cfg.dask))
     state = flow(model=model, version=version, settings=cfg.model_dump(mode="json"), return_state=True)
@@ -100,7 +101,7 @@ def done_indices(store, prefix: str) -> set[int]:
 
 def plan_of(cfg: Settings, release):
     """The audit plan of a release under these settings (where its stages live)."""
-    return stages.plan_audit(cfg.store, release, cfg.audit, cfg.cache_dir)
+    return stages.plan_audit(stages.AuditContext.of(cfg, release), cfg.audit)
 
 
 def assert_one_clear_sentence(message: str, *mentions: str) -> None:
@@ -131,8 +132,8 @@ def subprocess_env(cfg: Settings, prefect_api_url: str) -> dict[str, str]:
 
 
 AUDIT_IN_CHILD = (
-    "import sys; from flows.audit import run_audit; from llm2loss.config import Settings; "
-    "run_audit(sys.argv[1], sys.argv[2], Settings())"
+    "import sys; from flows.audit import run_audit_flow; from llm2loss.config import Settings; "
+    "run_audit_flow(sys.argv[1], sys.argv[2], Settings())"
 )
 
 

@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 from audit_harness import N_SHARDS, SPAM_SPEC, assert_one_clear_sentence, flow_task_runs, plan_of, run_flow, small_settings
 
-from llm2loss import audit as stages
+from llm2loss import pipeline as stages
 from llm2loss import registry
 from llm2loss.store import keys as layout
 from llm2loss.config import DatasetSpec, ReleaseSpec, StoreSettings

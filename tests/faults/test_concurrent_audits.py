@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from audit_harness import N_SHARDS, count_shard_runs, plan_of, run_flow, small_settings, stage_ids
 
-from llm2loss import audit as stages
+from llm2loss import pipeline as stages
 from llm2loss import registry
 from llm2loss.store import keys as layout
 from llm2loss.config import StoreSettings

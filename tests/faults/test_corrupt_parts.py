@@ -17,7 +17,7 @@ from audit_harness import (
     stage_ids,
 )
 
-from llm2loss import audit as stages
+from llm2loss import pipeline as stages
 from llm2loss.store import keys as layout
 from llm2loss.errors import StoreError
 
@@ -61,8 +61,8 @@ def test_corrupt_embeddings_under_a_sealed_stage_are_recomputed(services, tmp_pa
     cfg, store = local_audit_setup(tmp_path, services.scheduler_address, cache_dir, spam_releases)
     plan = plan_of(cfg, v1)
     for index in range(N_SHARDS):
-        stages.embed_shard(cfg.store, v1, plan, index, cfg.cache_dir)
-    stages.seal_stage(cfg.store, plan.embeddings_prefix, N_SHARDS)
+        stages.embed_shard(stages.AuditContext.of(cfg, v1).with_plan(plan), index)
+    stages.seal_stage(stages.get_store(cfg.store), plan.embeddings_prefix, N_SHARDS)
     _flip_bytes(store, layout.part_key(plan.embeddings_prefix, 0))
     assert store.read_stage_manifest(plan.embeddings_prefix) is not None  # sealed, all parts present
 

@@ -29,8 +29,9 @@ from audit_harness import (
     subprocess_env,
 )
 
-from flows.audit import LOCK_TTL_S, _heartbeat, lock_owner, owner_is_dead, take_lock
-from llm2loss import audit as stages
+from llm2loss.pipeline.locks import LOCK_TTL_S, heartbeat, lock_owner, owner_is_dead, take_lock
+from llm2loss import audits
+from llm2loss import pipeline as stages
 from llm2loss import registry
 from llm2loss.store import keys as layout
 from llm2loss.config import StoreSettings
@@ -83,7 +84,7 @@ def test_a_running_audit_renews_its_lock(local_store):
     owner = lock_owner()
     assert take_lock(local_store, key, owner)
     first = local_store.read_json(key)["expires_at"]
-    with _heartbeat(local_store, key, owner, every_s=0.2):
+    with heartbeat(local_store, key, owner, every_s=0.2):
         time.sleep(1.0)
     renewed = local_store.read_json(key)
     assert renewed["owner"] == owner and renewed["expires_at"] > first
@@ -146,7 +147,7 @@ def test_killed_flow_rerun_recomputes_only_unfinished_shards(services, tmp_path,
     assert done_indices(store, plan.losses_prefix) == losses_done, "a shard was still being written"
     embeds_done = done_indices(store, plan.embeddings_prefix)
     assert 1 <= len(losses_done) < n_shards, losses_done
-    assert stages.audit_manifest(cfg.store, slow.model, slow.version) is None
+    assert audits.finished_manifest(stages.get_store(cfg.store), slow.model, slow.version) is None
 
     started = time.monotonic()
     run_id, state = run_flow(cfg, slow.model, slow.version)

@@ -21,7 +21,7 @@ import pandas as pd
 import pytest
 from audit_harness import plan_of, run_flow, small_settings, stage_ids
 
-from llm2loss import audit as stages
+from llm2loss import pipeline as stages
 from llm2loss import registry
 from llm2loss.config import DiagnoserSettings, StoreSettings
 from llm2loss.query import AuditQuery

@@ -20,7 +20,7 @@ from audit_harness import (
     stage_ids,
 )
 
-from llm2loss import audit as stages
+from llm2loss import pipeline as stages
 from llm2loss.errors import DataError
 
 pytestmark = pytest.mark.integration
@@ -34,9 +34,9 @@ def test_a_stage_begun_with_one_shard_size_is_resumed_with_it(services, tmp_path
 
     # An audit with shards of 40 dies after two embeddings parts.
     plan = plan_of(cfg, v1)
-    assert stages.begin_stage(cfg.store, plan.embeddings_prefix, plan.embeddings_sharding) == list(range(N_SHARDS))
+    assert stages.begin_stage(stages.get_store(cfg.store), plan.embeddings_prefix, plan.embeddings_sharding) == list(range(N_SHARDS))
     for index in (0, 1):
-        stages.embed_shard(cfg.store, v1, plan, index, cfg.cache_dir)
+        stages.embed_shard(stages.AuditContext.of(cfg, v1).with_plan(plan), index)
 
     # The rerun asks for shards of 25; the half-done embeddings stage keeps its shards of 40.
     resized = small_settings(cfg.store, services.scheduler_address, cache_dir, shard_size=OTHER_SIZE)
@@ -62,11 +62,11 @@ def test_a_stage_is_not_begun_twice_with_different_shardings(tmp_path, cache_dir
     release, _ = spam_releases[0]
     cfg, _ = local_audit_setup(tmp_path, "", cache_dir, spam_releases[:1])
     plan = plan_of(cfg, release)
-    stages.begin_stage(cfg.store, plan.losses_prefix, plan.losses_sharding)
+    stages.begin_stage(stages.get_store(cfg.store), plan.losses_prefix, plan.losses_sharding)
     other = stages.StageSharding(shard_size=OTHER_SIZE, n_shards=-(-LIMIT // OTHER_SIZE))
     with pytest.raises(DataError, match=rf"begun with shards of {SHARD_SIZE}.*planned shards of {OTHER_SIZE}.*rerun"):
-        stages.begin_stage(cfg.store, plan.losses_prefix, other)
-    assert stages.begin_stage(cfg.store, plan.losses_prefix, plan.losses_sharding) == list(range(N_SHARDS))
+        stages.begin_stage(stages.get_store(cfg.store), plan.losses_prefix, other)
+    assert stages.begin_stage(stages.get_store(cfg.store), plan.losses_prefix, plan.losses_sharding) == list(range(N_SHARDS))
 
 
 def test_parts_written_before_shardings_were_recorded_must_fit_the_sharding(tmp_path, cache_dir, spam_releases):
@@ -76,12 +76,12 @@ def test_parts_written_before_shardings_were_recorded_must_fit_the_sharding(tmp_
     cfg, store = local_audit_setup(tmp_path, "", cache_dir, spam_releases[:1])
     plan = plan_of(cfg, release)
     for index in (0, 1):  # written the old way: no sharding record
-        stages.loss_shard(cfg.store, release, plan, index, cfg.cache_dir)
+        stages.loss_shard(stages.AuditContext.of(cfg, release).with_plan(plan), index)
     other = stages.StageSharding(shard_size=OTHER_SIZE, n_shards=-(-LIMIT // OTHER_SIZE))
     with pytest.raises(DataError, match=rf"before shardings were recorded.*another shard size than {OTHER_SIZE}.*rerun with the shard_size"):
-        stages.begin_stage(cfg.store, plan.losses_prefix, other)
+        stages.begin_stage(stages.get_store(cfg.store), plan.losses_prefix, other)
     assert stages.recorded_sharding(store, plan.losses_prefix) is None
-    assert stages.begin_stage(cfg.store, plan.losses_prefix, plan.losses_sharding) == list(range(2, N_SHARDS))
+    assert stages.begin_stage(stages.get_store(cfg.store), plan.losses_prefix, plan.losses_sharding) == list(range(2, N_SHARDS))
     assert stages.recorded_sharding(store, plan.losses_prefix) == plan.losses_sharding
 
 
@@ -108,7 +108,7 @@ def test_two_runs_beginning_a_stage_at_once_agree_on_one_sharding(backend, reque
         def begin(i: int) -> None:
             barrier.wait()
             try:
-                outcome[i] = stages.begin_stage(settings, prefix, shardings[i])
+                outcome[i] = stages.begin_stage(stages.get_store(settings), prefix, shardings[i])
             except DataError as exc:
                 outcome[i] = exc
 

@@ -14,7 +14,7 @@ import time
 import pytest
 from audit_harness import done_indices, plan_of, run_flow, small_settings, stage_ids
 
-from llm2loss import audit as stages
+from llm2loss import pipeline as stages
 from llm2loss import registry
 from llm2loss.store.keys import manifest_key
 from llm2loss.config import StoreSettings

@@ -50,7 +50,7 @@ def test_text_table_reads_every_format_and_records_bad_samples(tmp_path: Path, s
     assert shard.inputs == ["good movie", "bad plot"]
     assert shard.labels.dtype == np.int64 and shard.labels.tolist() == [1, 0]
     assert shard.attributes["short"].tolist() == [True, True]
-    reasons = dict(shard.failures)
+    reasons = dict(shard.unreadable)
     assert reasons == {"c": "empty text", "d": "missing label", "e": "missing text"}
 
 
@@ -163,8 +163,8 @@ def test_image_folder_labels_by_folder_and_records_unreadable_images(tmp_path: P
     assert shard.labels.tolist() == [0, 0, 1]
     assert all(isinstance(im, Image.Image) and im.mode == "RGB" for im in shard.inputs)
     assert shard.attributes["class"].tolist() == ["cat", "cat", "dog"]
-    assert len(shard.failures) == 1 and shard.failures[0][0] == "dog/broken.png"
-    assert "unreadable image" in shard.failures[0][1]
+    assert len(shard.unreadable) == 1 and shard.unreadable[0][0] == "dog/broken.png"
+    assert "unreadable image" in shard.unreadable[0][1]
     with pytest.raises(DataError, match="does not exist"):
         _build(tmp_path, name="pets", kind="image_folder", path=str(tmp_path / "nope"))
 
@@ -187,5 +187,5 @@ def test_image_manifest_with_attributes_relative_paths_and_failures(tmp_path: Pa
     assert shard.labels.tolist() == [0, 1]  # sorted class names: cat, dog
     assert shard.inputs[1].getpixel((0, 0)) == (40, 50, 60)
     assert shard.attributes["smiling"].tolist() == [True, False]
-    reasons = dict(shard.failures)
+    reasons = dict(shard.unreadable)
     assert "image file not found" in reasons["c"] and reasons["d"] == "missing label"

@@ -109,7 +109,7 @@ def test_empty_email_is_a_recorded_failure(tmp_path: Path) -> None:
                                       options={"groups": ["easy-ham-1", "spam-1"]}), cache_dir=tmp_path)
     shard = source.read_shard(0, 10)
     assert shard.ids == ["spam-1/00001"] and shard.labels.tolist() == [1]
-    assert shard.failures == [("easy-ham-1/00001", "empty e-mail: no subject and no text body")]
+    assert shard.unreadable == [("easy-ham-1/00001", "empty e-mail: no subject and no text body")]
 
 
 def test_spam_releases_are_real_different_models_without_pickle(spam_source, tmp_path: Path) -> None:

@@ -18,7 +18,8 @@ import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName, FlowRunFilterId
 
-from llm2loss import audit as stages
+from llm2loss import audits
+from llm2loss import pipeline as stages
 from llm2loss import registry
 from llm2loss.store import keys as layout
 from llm2loss.config import AuditSettings, DaskSettings, DatasetSpec, DiagnoserSettings, Settings, StoreSettings
@@ -59,7 +60,8 @@ def flow_task_names(flow_run_id) -> list[str]:
 
 
 def run_flow(cfg: Settings, model: str, version: str):
-    from flows.audit import audit_release, make_task_runner
+    from flows.audit import audit_release
+    from flows.runtime import make_task_runner
 
     flow = audit_release.with_options(task_runner=make_task_runner(cfg.dask))
     state = flow(model=model, version=version, settings=cfg.model_dump(mode="json"), return_state=True)
@@ -101,13 +103,13 @@ def test_audits_land_in_s3_reuse_embeddings_and_rerun_does_nothing(
     assert not [n for n in names2 if n.startswith("embed-")]
     assert sum(n.startswith("loss-") for n in names2) == n_parts
     assert store.exists(manifest2["report"].rsplit("/", 1)[0] + "/regression.json")
-    assert registry.unaudited(store) == []
+    assert audits.unaudited(store) == []
 
     # Each worker process built the encoder and the models once and reused them across shards.
     from distributed import Client
 
     def cache_counts():
-        from llm2loss import audit as a
+        from llm2loss.pipeline import workers as a
 
         return {"encoder": a.get_encoder.cache_info().hits, "model": a._model.cache_info().hits}
 
@@ -126,14 +128,18 @@ def test_audits_land_in_s3_reuse_embeddings_and_rerun_does_nothing(
 def test_release_registered_event_triggers_the_served_deployment(
     prefect_server, tmp_path, dask_cluster, cache_dir, spam_weights
 ):
+    """The path users take: `llm2loss register` (which emits the event with flows.events, the one
+    emitter) runs the served `audit-release` deployment."""
+    from prefect.logging.configuration import ensure_logging_setup
     from prefect.settings import PREFECT_API_URL
+    from typer.testing import CliRunner
 
-    from flows.events import emit_release_registered
+    from app.cli import app
 
     store_settings = StoreSettings(uri=str(tmp_path / "store"))
-    store = stages.get_store(store_settings)
     release, weights = spam_weights[0]
-    registry.register(store, release, weights_file=weights)
+    release_file = tmp_path / "release.json"
+    release_file.write_text(release.model_dump_json(), encoding="utf-8")
     env = dict(os.environ)
     env.update({
         "PREFECT_API_URL": PREFECT_API_URL.value(),
@@ -148,11 +154,15 @@ def test_release_registered_event_triggers_the_served_deployment(
     try:
         deployment_id = _wait_for_deployment("audit-release", timeout_s=60)
         time.sleep(3)  # let the trigger's automation be loaded by the server
-        emit_release_registered(release.model, release.version)
+        ensure_logging_setup()  # Prefect's handlers bound outside the runner's captured stderr
+        result = CliRunner().invoke(app, ["register", str(release_file), "--weights", str(weights),
+                                          "--store", store_settings.uri], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        assert f"emitted llm2loss.release.registered for {release.ref}" in result.output
         run = _wait_for_run(deployment_id, timeout_s=240)
         assert run.state.is_completed(), run.state.message
         assert run.parameters == {"model": release.model, "version": release.version}
-        assert stages.audit_manifest(store_settings, release.model, release.version) is not None
+        assert audits.finished_manifest(stages.get_store(store_settings), release.model, release.version) is not None
     finally:
         server.terminate()  # our own child, by its handle; killed if SIGTERM is slow under load
         try:

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from llm2loss import audit as stages
+from llm2loss import audits
+from llm2loss import pipeline as stages
 from llm2loss import registry
 from llm2loss.config import StoreSettings
 
@@ -57,10 +58,10 @@ def test_audit_new_releases_audits_each_release_once_on_one_cluster(spam_release
     assert output.count("Starting temporary server") == 1, output[-3000:]
     assert output.count("Scheduler at:") == 1, output[-3000:]  # one LocalCluster for both audits
     assert "Creating a new Dask cluster" not in output  # no per-flow cluster next to the shared one
-    manifests = {v: stages.audit_manifest(store_settings, "spam-filter", v) for v in ("v1", "v2")}
+    manifests = {v: audits.finished_manifest(stages.get_store(store_settings), "spam-filter", v) for v in ("v1", "v2")}
     assert all(m is not None and m["status"] == "completed" for m in manifests.values())
     assert manifests["v2"]["embeddings"] == manifests["v1"]["embeddings"]
-    assert registry.unaudited(store) == []
+    assert audits.unaudited(store) == []
 
     again = run_scheduled_flow(env)
     assert "AUDITED []" in again, again[-3000:]

@@ -21,7 +21,7 @@ import torch
 from PIL import Image, ImageDraw
 from safetensors.torch import save_file
 
-from llm2loss import audit as stages
+from llm2loss import pipeline as stages
 from llm2loss import registry
 from llm2loss.store import keys as layout
 from llm2loss.config import AuditSettings, DaskSettings, DatasetSpec, DiagnoserSettings, ReleaseSpec, Settings, StoreSettings
@@ -122,7 +122,8 @@ def image_release(tmp_path_factory: pytest.TempPathFactory) -> tuple[ReleaseSpec
 def test_image_release_audits_end_to_end_on_dask_and_seaweedfs(
     prefect_server, s3_store, dask_cluster, cache_dir, image_release
 ):
-    from flows.audit import audit_release, make_task_runner
+    from flows.audit import audit_release
+    from flows.runtime import make_task_runner
 
     release, weights = image_release
     store_settings = StoreSettings(uri=s3_store.uri, endpoint_url=s3_store.endpoint_url)

@@ -63,7 +63,7 @@ def test_tiny_image_benchmark_audits_through_the_flow(prefect_server, s3_store, 
     assert manifest["status"] == "completed"
     assert manifest["summary"]["samples_used"] == image_bench_data.SCALES["tiny"].audit_images
 
-    from llm2loss import audit as stages
+    from llm2loss import pipeline as stages
 
     metrics = stages.get_store(cfg.store).read_json(manifest["metrics"])
     assert metrics["data"]["gap"] == "center" and metrics["data"]["dim"] == encoder.dim

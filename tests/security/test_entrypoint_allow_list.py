@@ -10,7 +10,8 @@ from __future__ import annotations
 import pytest
 from audit_harness import SPAM_SPEC, assert_one_clear_sentence, run_flow, small_settings
 
-from llm2loss import audit as stages
+from llm2loss import audits
+from llm2loss import pipeline as stages
 from llm2loss import registry
 from llm2loss.config import ReleaseSpec, StoreSettings
 from llm2loss.entrypoints import ENV_VAR, is_allowed
@@ -58,9 +59,9 @@ def test_the_audit_flow_refuses_the_planted_release(services, tmp_path, cache_di
     cfg = small_settings(StoreSettings(uri=str(tmp_path / "store")), services.scheduler_address, cache_dir)
     store = stages.get_store(cfg.store)
     _plant(store, marker)
-    assert [r.ref for r in registry.unaudited(store)] == ["planted@v1"]  # the scheduler would pick it
+    assert [r.ref for r in audits.unaudited(store)] == ["planted@v1"]  # the scheduler would pick it
     _, state = run_flow(cfg, "planted", "v1", expect_ok=False)
     exc = state.result(raise_on_failure=False)
     assert isinstance(exc, ConfigError) and ENV_VAR in str(exc), exc
     assert not marker.exists()
-    assert stages.audit_manifest(cfg.store, "planted", "v1") is None
+    assert audits.finished_manifest(stages.get_store(cfg.store), "planted", "v1") is None

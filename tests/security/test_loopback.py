@@ -13,7 +13,7 @@ import os
 import psutil
 import pytest
 
-from flows.audit import make_task_runner
+from flows.runtime import make_task_runner
 from llm2loss.config import DaskSettings
 
 pytestmark = pytest.mark.integration

@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 from audit_harness import run_flow, small_settings
 
-from llm2loss import audit as stages
+from llm2loss import audits
+from llm2loss import pipeline as stages
 from llm2loss import registry
 from llm2loss.config import StoreSettings
 from llm2loss.diagnoser import LossDiagnoser
@@ -50,7 +51,7 @@ def test_audit_refuses_pickled_weights(services, tmp_path, cache_dir, spam_relea
     exc = state.result(raise_on_failure=False)
     assert isinstance(exc, WeightsError) and words in str(exc), exc
     assert not marker.exists()
-    assert stages.audit_manifest(cfg.store, release.model, release.version) is None
+    assert audits.finished_manifest(stages.get_store(cfg.store), release.model, release.version) is None
 
 
 def test_pickle_files_are_refused_at_registration(local_store, tmp_path, spam_releases):

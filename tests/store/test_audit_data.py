@@ -12,7 +12,7 @@ import tracemalloc
 import numpy as np
 import pyarrow as pa
 
-from llm2loss.audit import AuditPlan, StageSharding, is_test_id, load_audit_data
+from llm2loss.pipeline import AuditPlan, StageSharding, is_test_id, load_audit_data
 from llm2loss.config import StoreSettings
 from llm2loss.store import ArtifactStore, embeddings_table, keys
 
@@ -57,7 +57,7 @@ def test_rows_are_joined_on_id_and_split_by_the_id_hash(tmp_path):
     no_loss, no_emb = {5, 401, 4_999}, {7, 2_000, 5_999}
     _write_stages(store, plan, X, no_loss, no_emb)
 
-    data = load_audit_data(store_settings, plan, seed=SEED, test_fraction=TEST_FRACTION)
+    data = load_audit_data(store, plan, seed=SEED, test_fraction=TEST_FRACTION)
     kept = [i for i in range(N) if i not in no_loss | no_emb]
     assert data["ids"] == [f"s{i:05d}" for i in kept] == data["losses"]["id"].tolist()
     expected_test = np.array([is_test_id(f"s{i:05d}", seed=SEED, test_fraction=TEST_FRACTION) for i in kept])
@@ -79,7 +79,7 @@ def test_the_embeddings_are_held_once_not_as_a_matrix_and_its_split(tmp_path):
     del X
     tracemalloc.start()
     try:
-        data = load_audit_data(store_settings, plan, seed=SEED, test_fraction=TEST_FRACTION)
+        data = load_audit_data(store, plan, seed=SEED, test_fraction=TEST_FRACTION)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
@@ -93,7 +93,7 @@ def test_the_whole_analysis_stage_copies_the_embeddings_at_most_once(tmp_path):
     packaged MiniLM, save): numpy's peak stays under twice the matrix, i.e. the embeddings are held
     once and copied at most once more (each fit normalises its own copy, freed before the next).
     Enough samples that the matrix, not the phrase embeddings and other fixed costs, dominates."""
-    from llm2loss.audit import train_and_analyse
+    from llm2loss.pipeline import AuditContext, train_and_analyse
     from llm2loss.config import AuditSettings, DatasetSpec, DiagnoserSettings, ReleaseSpec
 
     store_settings = StoreSettings(uri=str(tmp_path / "store"))
@@ -108,12 +108,12 @@ def test_the_whole_analysis_stage_copies_the_embeddings_at_most_once(tmp_path):
                           dataset=DatasetSpec(name="d", kind="generated_text"))
     settings = AuditSettings(diagnosers=DiagnoserSettings(objectives=["rank", "familiarity"], archs=["linear"],
                                                           n_members=2))
-    from llm2loss.audit import get_encoder
+    from llm2loss.pipeline import get_encoder
 
     get_encoder(plan.encoder_spec)  # loaded before measuring: the model's weights are not the data
     tracemalloc.start()
     try:
-        metrics = train_and_analyse(store_settings, release, plan, settings)
+        metrics = train_and_analyse(AuditContext(store_settings=store_settings, release=release, plan=plan), settings)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
@@ -135,13 +135,13 @@ def test_a_losses_stage_listing_an_id_twice_is_refused(tmp_path):
     parts.append(store.write_part(plan.losses_prefix, len(parts), twice))
     store.write_stage_manifest(plan.losses_prefix, parts, {"failures": []})
     with pytest.raises(DataError, match=r"lists 2 ids twice \(first 's00005'\).*rerun"):
-        load_audit_data(store_settings, plan)
+        load_audit_data(store, plan)
 
 
 def test_a_malformed_sharding_record_names_the_key_and_the_fix(tmp_path):
     import pytest
 
-    from llm2loss.audit import recorded_sharding
+    from llm2loss.pipeline import recorded_sharding
     from llm2loss.errors import DataError
 
     store, plan = ArtifactStore(str(tmp_path / "store")), _plan()

@@ -36,7 +36,7 @@ def test_keys_follow_the_design() -> None:
     assert keys.sidecar_key(prefix, 3) == "audits/spam/v2/losses/part-00003.json"
     assert keys.manifest_key(prefix) == "audits/spam/v2/losses/manifest.json"
     assert keys.sharding_key(prefix) == "audits/spam/v2/losses/sharding.json"
-    assert keys.failures_key(prefix, 3) == "audits/spam/v2/losses/failures-00003.json"
+    assert keys.unreadable_key(prefix, 3) == "audits/spam/v2/losses/failures-00003.json"
 
 
 @pytest.mark.parametrize("bad", ["../../x", "a/b", "..", ".", ".hidden", "", "x" * 129, "a b"])
@@ -70,7 +70,7 @@ def test_weights_extension_must_be_safe() -> None:
 
 @pytest.mark.parametrize("index", [-1, 100_000, 1.0, True, "3"])
 def test_part_index_must_be_a_small_int(index: object) -> None:
-    for build in (keys.part_key, keys.sidecar_key, keys.failures_key):
+    for build in (keys.part_key, keys.sidecar_key, keys.unreadable_key):
         with pytest.raises(ConfigError, match="part index"):
             build("audits/spam/v1/losses", index)  # type: ignore[arg-type]
 

@@ -9,7 +9,8 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from llm2loss import registry
+from llm2loss import audits, registry
+from llm2loss.store import keys as layout
 from llm2loss.config import DatasetSpec, ReleaseSpec
 from llm2loss.errors import ConfigError, NotFoundError, WeightsError
 from llm2loss.store import ArtifactStore, keys
@@ -136,10 +137,10 @@ def test_get_refuses_non_object_and_mismatched_names(store: ArtifactStore) -> No
 
 
 def test_list_and_unaudited(store: ArtifactStore) -> None:
-    assert registry.list_releases(store) == [] and registry.unaudited(store) == []
+    assert registry.list_releases(store) == [] and audits.unaudited(store) == []
     for release in (_release("v2"), _release("v1"), _release("v1", model="cats")):
         registry.register(store, release)
     assert [r.ref for r in registry.list_releases(store)] == ["cats@v1", "spam@v1", "spam@v2"]
-    store.write_json(keys.audit_manifest_key("spam", "v1"), {"status": "completed"})
-    store.write_json(keys.audit_manifest_key("spam", "v2"), {"status": "failed"})
-    assert [r.ref for r in registry.unaudited(store)] == ["cats@v1", "spam@v2"]
+    store.write_json(layout.audit_manifest_key("spam", "v1"), {"status": "completed"})
+    store.write_json(layout.audit_manifest_key("spam", "v2"), {"status": "failed"})
+    assert [r.ref for r in audits.unaudited(store)] == ["cats@v1", "spam@v2"]

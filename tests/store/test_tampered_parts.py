@@ -8,7 +8,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from llm2loss.audit import load_audit_data, pending_shards
+from llm2loss.pipeline import load_audit_data, pending_shards
 from llm2loss.config import StoreSettings
 from llm2loss.errors import DataError
 from llm2loss.store import ArtifactStore, keys
@@ -36,13 +36,13 @@ def test_nan_rows_in_a_sealed_embeddings_part_are_named_and_recomputed_on_rerun(
     parts = store.done_parts(plan.embeddings_prefix)
     store.write_stage_manifest(plan.embeddings_prefix, [parts[i] for i in sorted(parts)], {"failures": []})
     with pytest.raises(DataError) as info:
-        load_audit_data(settings, plan)
+        load_audit_data(store, plan)
     message = str(info.value)
     assert "part-00001.parquet" in message and "2 of 400 rows" in message
     assert "s00405" in message and "s00417" in message and "\n" not in message
     # The rerun recomputes exactly that part: the stage is no longer sealed and part 1 is pending.
     assert store.read_stage_manifest(plan.embeddings_prefix) is None
-    assert pending_shards(settings, plan.embeddings_prefix, plan.embeddings_sharding.n_shards) == [1]
+    assert pending_shards(store, plan.embeddings_prefix, plan.embeddings_sharding.n_shards) == [1]
 
 
 def test_a_losses_part_with_another_schema_is_one_clear_error(tmp_path):
@@ -52,7 +52,7 @@ def test_a_losses_part_with_another_schema_is_one_clear_error(tmp_path):
     parts = store.done_parts(plan.losses_prefix)
     store.write_stage_manifest(plan.losses_prefix, [parts[i] for i in sorted(parts)], {"failures": []})
     with pytest.raises(DataError) as info:
-        load_audit_data(settings, plan)
+        load_audit_data(store, plan)
     message = str(info.value)
     assert "part-00001.parquet" in message and "loss: string" in message and "\n" not in message
 
@@ -65,5 +65,5 @@ def test_nan_losses_are_named_by_sample_id(tmp_path):
     parts = store.done_parts(plan.losses_prefix)
     store.write_stage_manifest(plan.losses_prefix, [parts[i] for i in sorted(parts)], {"failures": []})
     with pytest.raises(DataError, match=r"1 NaN or infinite losses \(ids \['s01007'\]\)"):
-        load_audit_data(settings, plan)
+        load_audit_data(store, plan)
     assert keys.part_index(parts[1].key) == 1

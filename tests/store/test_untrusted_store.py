@@ -17,7 +17,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from llm2loss import audit as stages
+from llm2loss import audits
 from llm2loss import registry
 from llm2loss.config import DatasetSpec, ReleaseSpec, StoreSettings
 from llm2loss.errors import ConfigError, StoreError
@@ -89,13 +89,13 @@ def test_a_tampered_manifest_cannot_lead_report_outside_its_folder(store, tmp_pa
     for manifest in tampered:
         store.write_json(key, manifest)
         with pytest.raises(StoreError, match="cannot be trusted"):
-            stages.audit_manifest(_settings(store), "spam", "v1")
+            audits.finished_manifest(store, "spam", "v1")
         if isinstance(manifest, dict):
             with pytest.raises((StoreError, ConfigError)):
-                stages.local_report_path(cfg, manifest)
+                audits.local_report_path(store, manifest, cfg.cache_dir)
     assert not cache.exists() or not any(cache.rglob("*"))
     store.write_json(key, good)
-    path = stages.local_report_path(cfg, stages.audit_manifest(_settings(store), "spam", "v1"))
+    path = audits.local_report_path(store, audits.finished_manifest(store, "spam", "v1"), cfg.cache_dir)
     assert path.read_bytes() == b"<html></html>"
     root = Path(store.uri) if store.is_local else cache
     assert path.resolve().is_relative_to(root.resolve())
@@ -107,7 +107,7 @@ def test_a_planted_diagnoser_folder_never_becomes_a_path(store, tmp_path, caplog
     store.write_bytes("audits/spam/v1/diagnosers/evil/diagnoser.json", b"planted")
     dest = tmp_path / "deep" / "dest"
     with caplog.at_level("WARNING"):
-        assert stages.load_diagnosers(_settings(store), "spam", "v1", dest) == {}
+        assert audits.load_diagnosers(store, "spam", "v1", dest) == {}
     assert "'evil'" in caplog.text
     assert not dest.exists()
 
@@ -119,7 +119,7 @@ def test_bad_entries_under_releases_are_skipped_with_a_warning(store, caplog):
     store.write_bytes("releases/.trash/v1/release.json", b"{}")
     with caplog.at_level("WARNING"):
         assert [r.ref for r in registry.list_releases(store)] == ["spam@v1"]
-        assert [r.ref for r in registry.unaudited(store)] == ["spam@v1"]
+        assert [r.ref for r in audits.unaudited(store)] == ["spam@v1"]
     warned = caplog.text
     assert "spam@v2" in warned and "bad name" in warned and ".trash" in warned
 
@@ -129,7 +129,7 @@ def test_bad_entries_under_releases_are_skipped_with_a_warning(store, caplog):
 def test_a_lock_that_is_not_a_lock_is_broken_and_leaves_no_temp_files(store, body):
     """Such a lock was not written by llm2loss: it counts as expired, so the audit flow's
     take_lock breaks it (no raw AttributeError / UnicodeDecodeError, no lock held forever)."""
-    from flows.audit import take_lock
+    from llm2loss.pipeline.locks import take_lock
 
     key = keys.audit_lock_key("spam", "v1")
     for take in (lambda: store.acquire_lock(key, "me", ttl_s=60), lambda: take_lock(store, key, "me")):
@@ -187,5 +187,6 @@ def test_a_tampered_manifest_of_another_release_does_not_fail_this_audit(store, 
     store.write_json(keys.audit_manifest_key("spam", "v1"), good)
     store.write_json(keys.audit_manifest_key("spam", "v2"), {**good, "version": "../../x"})
     with caplog.at_level("WARNING"):
-        assert stages.previous_audit(_settings(store), current, plan) == good
+        assert audits.previous_audit(store, current, dataset_fingerprint=plan.dataset_fingerprint,
+                                     encoder_fingerprint=plan.encoder_fingerprint) == good
     assert "spam@v2" in caplog.text
