@@ -49,7 +49,7 @@ class Scale:
 
 
 SCALES = {
-    "full": Scale(clip_images=3000, clip_epochs=32, audit_images=3000, cnn_images=4000, cnn_epochs=4),
+    "full": Scale(clip_images=3000, clip_epochs=16, audit_images=3000, cnn_images=4000, cnn_epochs=4),
     "tiny": Scale(clip_images=256, clip_epochs=1, audit_images=240, cnn_images=192, cnn_epochs=1),
 }
 AUDIT_SEED = 3
@@ -92,7 +92,7 @@ def build(folder: Path = CACHE, scale: str = "full", *, log=print) -> BenchData:
     folder.mkdir(parents=True, exist_ok=True)
     clip = image_clip.checkpoint_in(folder / "clip")
     clip_stamp = {"config": image_clip.CONFIG, "n": params.clip_images, "epochs": params.clip_epochs,
-                  "distractors": image_clip.DISTRACTORS, "captions": image_data.CAPTION_VERSION}
+                  "distractors": image_clip.DISTRACTORS}
     if not (clip.exists() and _stamped(folder / "clip" / "built.json", clip_stamp)):
         started = time.perf_counter()
         image_clip.train_clip(folder / "clip", n_images=params.clip_images, epochs=params.clip_epochs,

@@ -77,7 +77,7 @@ def distractor_tokens(n: int, rng: np.random.Generator, context_length: int) -> 
     return tokens
 
 
-def train_clip(folder: Path, *, n_images: int = 3000, epochs: int = 32, batch_size: int = 64,
+def train_clip(folder: Path, *, n_images: int = 3000, epochs: int = 16, batch_size: int = 64,
                lr: float = 2e-3, distractors: float = DISTRACTORS, seed: int = 0, threads: int = 1,
                log=print) -> ClipCheckpoint:
     """Train the CLIP on `n_images` fresh uniform scenes and save config + safetensors in `folder`.

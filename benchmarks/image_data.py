@@ -65,8 +65,6 @@ IN_DOMAIN_PHRASES = [
     "two striped triangles", "an outlined plain circle",
 ]
 
-#: Bumped whenever `caption` changes what it writes: the cached CLIP is retrained when it differs.
-CAPTION_VERSION = 3
 _TEMPLATES = (
     "{np}{where}", "a photo of {np}{where}", "an image of {np}{where}", "a picture showing {np}{where}",
     "{np}{where}.", "there is {np}{where}", "a drawing of {np}{where}", "a render of {np}{where}",
@@ -147,32 +145,21 @@ def draw_clutter(seed: int) -> Image.Image:
 def caption(row: dict | pd.Series, rng: np.random.Generator) -> str:
     """A caption from a random template that names a random subset of the attributes.
 
-    A scene of two red circles *is* a picture of a red circle, so two shapes are said in the
-    plural ("two red circles", 40 %), with the singular noun phrase ("a red circle and another
-    circle", 30 %) or, like any other attribute, the count is left out ("a red circle", 30 %).
-    The count is said for one shape sometimes ("one"). When two shapes were always said "two ...
-    circles", the text tower never tied "circles" to "circle", and singular prompts and audit
-    phrases ("a red shape") missed the two-shape scenes (zero-shot shape accuracy 0.55 on them
-    vs 0.95 on one-shape scenes; 0.55 still with the "and another" form alone).
+    The count is always said for two shapes ("two ... circles") and sometimes for one ("one").
     """
     def said(p: float = 0.5) -> bool:
         return bool(rng.random() < p)
 
-    # the shape is named in 80 % of captions and each other attribute in half of them: captions
-    # that leave out the easy attributes make the shape the cue that tells batch items apart.
-    # The other 20 % say "shape": every attribute word must meet the generic noun often, since
-    # the audit's phrases use it ("a small shape"); at 10 % "a large shape" leaned to squares.
+    # the shape is named in 90 % of captions and each other attribute in half of them: captions
+    # that leave out the easy attributes make the shape the cue that tells batch items apart
     words = [WORDS[name][0 if row[name] else 1] for name in ("small", "outlined", "striped", "red")
              if said()]
-    noun = row["shape"] if said(0.8) else "shape"
-    phrase = " ".join([*words, noun])
-    article = "an " if phrase[0] in "aeiou" else "a "
+    noun = row["shape"] if said(0.9) else "shape"
     if row["two"]:
-        form = rng.random()
-        np_ = (" ".join(["two", *words, noun + "s"]) if form < 0.4
-               else f"{article}{phrase} and another {noun}" if form < 0.7 else article + phrase)
+        np_ = " ".join(["two", *words, noun + "s"])
     else:
-        np_ = ("one " if said(0.3) else article) + phrase
+        phrase = " ".join([*words, noun])
+        np_ = ("one " if said(0.3) else "an " if phrase[0] in "aeiou" else "a ") + phrase
     where = f" on a {WORDS['dark'][0 if row['dark'] else 1]} background" if said() else ""
     template = _TEMPLATES[int(rng.integers(len(_TEMPLATES)))]
     return template.format(np=np_, where=where)

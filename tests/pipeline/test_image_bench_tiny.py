@@ -41,18 +41,12 @@ def test_generated_scenes_are_deterministic_and_captions_name_their_attributes()
     a = np.asarray(image_data.render(rows, seed=1)[7])
     assert np.array_equal(a, np.asarray(image_data.render(rows, seed=1)[7]))
     assert a.shape == (image_data.SIZE, image_data.SIZE, 3)
-    forms = set()
     for row in rows.to_dict("records"):
         words = {w.rstrip(".").removesuffix("s") for w in image_data.caption(row, rng).split()}
         assert row["shape"] in words or "shape" in words
-        if row["two"]:  # said as "two ...", "a ... and another ..." or left out, never "one"
-            assert "one" not in words
-            forms |= {"two", "another"} & words or {"left out"}
-        else:
-            assert not {"two", "another"} & words
+        assert ("two" in words) == bool(row["two"])
         wrong = [image_data.WORDS[k][1 if row[k] else 0] for k in ("red", "small", "striped", "dark")]
         assert not set(wrong) & words  # a caption never names the other value
-    assert forms == {"two", "another", "left out"}  # singular phrases also describe two shapes
 
 
 def test_tiny_image_benchmark_audits_through_the_flow(prefect_server, s3_store, dask_cluster, tiny) -> None:
@@ -81,7 +75,6 @@ def test_tiny_image_benchmark_audits_through_the_flow(prefect_server, s3_store, 
     assert verdicts["n"] == len(image_data.BOOL_ATTRIBUTES) and 0 <= verdicts["coverage"] <= 1
     assert set(verdicts["verdicts"].values()) <= {"a worse", "b worse", "uncertain"}
     assert set(figures["spearman"]) >= {"rank-mlp", "regress-mlp"}
-    assert 1 <= figures["epochs"]["rank-mlp"] <= cfg.audit.diagnosers.max_epochs
     assert figures["auroc"] and all(0.0 <= v <= 1.0 for v in figures["auroc"].values())
 
     data = bench_image.audit_tables(cfg, manifest)
