@@ -316,7 +316,7 @@ def summarise(r: dict[str, Any]) -> list[str]:
         f"shapes-clip.safetensors?config=<dir>/shapes-clip.json`.",
         "",
         f"Encoder zero-shot attribute accuracy (nearest prompt, all audit images): mean "
-        f"**{z['mean']:.3f}** (target >= {TARGETS['zero_shot']}); "
+        f"**{z['mean']:.3f}** (target >= {TARGETS['zero_shot']} on every attribute); "
         + ", ".join(f"{k} {v:.2f}" for k, v in z.items() if k != "mean") + "."
         + "".join(f" On {label}-shape scenes: " + ", ".join(
             f"{k} {v:.2f}" for k, v in zc.items() if k in ("shape", "outlined")) + "."
