@@ -202,7 +202,8 @@ def headline(metrics: dict[str, Any]) -> dict[str, Any]:
                              "rank-mlp": r["predicted"].get("rank-mlp", {}).get("signed")}
             for r in metrics["attributes"].get("rows", [])}
     return {"spearman": validity, "agreement": agreement, "auroc": auroc, "familiarity": primary,
-            "attributes": rows, "gap": metrics["data"]["gap"], "verdicts": verdict_figures(metrics)}
+            "attributes": rows, "gap": metrics["data"]["gap"], "verdicts": verdict_figures(metrics),
+            "epochs": {k: v.get("epochs") for k, v in metrics.get("diagnosers", {}).items()}}
 
 
 def measure(args: argparse.Namespace, log=print) -> dict[str, Any]:
@@ -222,6 +223,11 @@ def measure(args: argparse.Namespace, log=print) -> dict[str, Any]:
               for i, r in enumerate(audit_frame.assign(shape=audit_frame["label"]).to_dict("records"))]
     zero_shot = image_clip.zero_shot_accuracy(encoder, images, audit_frame.assign(shape=audit_frame["label"]))
     log(f"zero-shot attribute accuracy: {zero_shot}")
+    two = audit_frame["two"].to_numpy(dtype=bool)
+    by_count = {label: image_clip.zero_shot_accuracy(
+        encoder, [im for im, t in zip(images, two) if t == want],
+        audit_frame[two == want].assign(shape=audit_frame["label"][two == want]))
+        for label, want in (("one", False), ("two", True))}
     with tempfile.TemporaryDirectory(prefix="bench-image-") as tmp:
         with prefect_test_harness(server_startup_timeout=120), LocalCluster(
             n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
@@ -246,11 +252,41 @@ def measure(args: argparse.Namespace, log=print) -> dict[str, Any]:
         "build_seconds": build_seconds, "flow_seconds": flow_seconds,
         "build_times": image_bench_data.build_times(data_files),
         "stage_seconds": manifest.get("summary", {}).get("stage_seconds"),
-        "zero_shot": zero_shot, "center": headline(metrics), "none": headline(none),
+        "zero_shot": zero_shot, "zero_shot_by_count": by_count, "center": headline(metrics), "none": headline(none),
         "baselines": baseline_scores(data, encoder), "modality_gap": modality_gap(data, encoder),
         "report_thumbnails": report_html.count('<img class="thumb"'),
         "encoder_spec": release.encoder, "planted": list(image_bench_data.image_model.PLANTED),
+        "max_epochs": cfg.audit.diagnosers.max_epochs,
     }
+
+
+#: What was found about the misses (measured 2026-12-01 on this data, one run each; the
+#: variants are not rerun by this script).
+NOTES = [
+    "Why kNN leads the ensemble: the loss is set by attribute combinations (the training means "
+    "of the 192 cells shape x six attributes reach held-out Spearman 0.85, the ceiling; kNN's "
+    "10-neighbourhoods approximate those cells). The MLP heads can reach it, but at the cap of 60 "
+    "epochs (about 8 steps an epoch on ~2,000 training rows) every fit ends with its validation "
+    "Spearman still rising. With `DiagnoserSettings(max_epochs=300)` early stopping ran rank-mlp "
+    "265 epochs and its held-out Spearman rose to 0.844, above kNN's 0.834, but its phrase "
+    "disparities agreed less with the measured ones (attribute Kendall 0.33, sign accuracy 0.67; "
+    "linear heads 0.87 / 1.00): trained further on the images, the MLP carries over less to "
+    "phrases, which sit off the image manifold. So the cap stays 60 and the Spearman target is "
+    "missed. (Hidden 256 instead of 64 added only 0.01; on SpamAssassin v1/v2, planted slices and "
+    "BBC News every fit stops by itself before 60, so a higher cap changes nothing there.)",
+    "",
+    "Why zero-shot shape and outlined stay below 0.8: they fail only on two-shape scenes, "
+    "whose captions always say \"two circles\", so singular prompts (\"a photo of a circle\") "
+    "do not reach them (\"a photo of two circles\" scores 0.98 on them). Caption variants that "
+    "also describe two shapes in the singular were measured: at 16 epochs outlined rose to 0.80 "
+    "but shape stayed 0.74; with the count sometimes left out and the generic noun in 20 % of "
+    "captions, 24 epochs gave shape 0.71 (image-tower linear probe 0.78) and 32 epochs every "
+    "attribute >= 0.97 and rank-mlp Spearman 0.842 vs kNN 0.828, but the MLP heads then no "
+    "longer carried over to phrases (rank-mlp attribute Kendall -0.60, sign accuracy 0.17, "
+    "familiarity AUROC vs image_ood 0.57, its one stated verdict wrong; linear heads kept Kendall "
+    "0.87; image-caption centroid distance 0.21 vs 0.10). No variant met every target, so the "
+    "benchmark keeps the CLIP above.",
+]
 
 
 def _f(x: Any, digits: int = 2) -> str:
@@ -281,8 +317,11 @@ def summarise(r: dict[str, Any]) -> list[str]:
         f"shapes-clip.safetensors?config=<dir>/shapes-clip.json`.",
         "",
         f"Encoder zero-shot attribute accuracy (nearest prompt, all audit images): mean "
-        f"**{z['mean']:.3f}** (target >= {TARGETS['zero_shot']}); "
-        + ", ".join(f"{k} {v:.2f}" for k, v in z.items() if k != "mean") + ".",
+        f"**{z['mean']:.3f}** (target >= {TARGETS['zero_shot']} on every attribute); "
+        + ", ".join(f"{k} {v:.2f}" for k, v in z.items() if k != "mean") + "."
+        + "".join(f" On {label}-shape scenes: " + ", ".join(
+            f"{k} {v:.2f}" for k, v in zc.items() if k in ("shape", "outlined")) + "."
+            for label, zc in (r.get("zero_shot_by_count") or {}).items()),
         "",
         "| method | held-out Spearman | attribute Kendall | sign accuracy |",
         "|---|---|---|---|",
@@ -299,6 +338,10 @@ def summarise(r: dict[str, Any]) -> list[str]:
                          f"{_f(a['sign_accuracy'])} |")
     for name, v in b.items():
         lines.append(f"| baseline {name} | {_f(v['spearman'], 3)} | {_f(v['kendall'])} | {_f(v['sign_accuracy'])} |")
+    if c.get("epochs"):
+        lines += ["", "Epochs each fit ran (gap=center; early stopping on a validation slice of the "
+                  "training rows, cap " + str(r.get("max_epochs", "n/a")) + "): "
+                  + ", ".join(f"{k} {v}" for k, v in c["epochs"].items()) + "."]
     lines += [
         "",
         "Attributes (held-out loss disparity attr - not attr, measured vs rank-mlp's predicted "
@@ -319,6 +362,7 @@ def summarise(r: dict[str, Any]) -> list[str]:
         f"{r['report_thumbnails']} thumbnails of example samples.",
         "",
     ]
+    lines += NOTES + [""]
     for label, h in (("gap=center", c), ("gap=none", n)):
         v = h["verdicts"]
         if v is None:
@@ -333,7 +377,8 @@ def summarise(r: dict[str, Any]) -> list[str]:
                                      f"{_f(h['attributes'][k]['measured'])})" for k in v["contradicted"])
                              or "none") + ".")
     met = {
-        "zero-shot >= 0.8": z["mean"] >= TARGETS["zero_shot"],
+        "zero-shot >= 0.8 on every attribute": min(v for k, v in z.items() if k != "mean")
+        >= TARGETS["zero_shot"],
         "Kendall >= 0.6": (c["agreement"].get("rank-mlp", {}).get("kendall") or 0) >= TARGETS["kendall"],
         "sign accuracy >= 0.85": (c["agreement"].get("rank-mlp", {}).get("sign_accuracy") or 0)
         >= TARGETS["sign_accuracy"],

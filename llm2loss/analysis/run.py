@@ -88,7 +88,8 @@ def _fit_all(X_train: np.ndarray, loss_train: np.ndarray, settings: AuditSetting
         for arch in spec.archs:
             name = f"{objective}-{arch}"
             diagnoser = LossDiagnoser(objective=objective, arch=arch, n_members=spec.n_members,
-                                      random_state=spec.random_state, gap=gap)
+                                      random_state=spec.random_state, gap=gap,
+                                      max_epochs=spec.max_epochs)
             started = time.perf_counter()
             loss = None if objective == "familiarity" else loss_train
             diagnoser.fit(X_train, loss, text_reference=text_reference)

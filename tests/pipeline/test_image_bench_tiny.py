@@ -75,6 +75,7 @@ def test_tiny_image_benchmark_audits_through_the_flow(prefect_server, s3_store, 
     assert verdicts["n"] == len(image_data.BOOL_ATTRIBUTES) and 0 <= verdicts["coverage"] <= 1
     assert set(verdicts["verdicts"].values()) <= {"a worse", "b worse", "uncertain"}
     assert set(figures["spearman"]) >= {"rank-mlp", "regress-mlp"}
+    assert 1 <= figures["epochs"]["rank-mlp"] <= cfg.audit.diagnosers.max_epochs
     assert figures["auroc"] and all(0.0 <= v <= 1.0 for v in figures["auroc"].values())
 
     data = bench_image.audit_tables(cfg, manifest)
