@@ -47,7 +47,7 @@ def ensure_releases(cfg: Settings, limit: int | None, console: Console) -> list[
     if not missing:
         console.print(f"1. releases {', '.join(DEMO_VERSIONS)} of {DEMO_MODEL} already registered")
         return list(DEMO_VERSIONS)
-    from llm2loss.zoo.spam import train_spam_releases  # torch and sklearn: only when training
+    from llm2loss.example_models.spam import train_spam_releases  # torch and sklearn: only when training
 
     spec = demo_dataset(limit)
     console.print(f"[bold]1.[/] fetching the SpamAssassin corpus and training {DEMO_MODEL} v1 and v2 ...")

@@ -310,7 +310,7 @@ def summarise(r: dict[str, Any]) -> list[str]:
         f"{r['n']} generated 32 px shape scenes (held out {r['n_test']}), audited through the "
         f"`audit-release` flow (Prefect test-harness API, Dask LocalCluster of 2 workers, local "
         f"store) in {r['flow_seconds']:.0f} s; {built(r)}. "
-        f"Audited model: the zoo ResNet-18 telling the shape, trained with planted slices "
+        f"Audited model: the example ResNet-18 telling the shape, trained with planted slices "
         f"({'; '.join(r['planted'])}); held-out error rate {r['error_rate']:.2f}. Encoder: an "
         f"open_clip CLIP (ModifiedResNet image tower, 2-layer text transformer, open_clip's "
         f"ClipLoss) trained here on CPU and loaded by path as `open_clip:shapes-clip//<dir>/"

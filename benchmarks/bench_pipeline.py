@@ -127,7 +127,7 @@ def start_s3(root: Path) -> Any:
 def measure(args: argparse.Namespace, root: Path, cluster: Any, s3: Any) -> dict[str, Any]:
     """Every repeat's loop, v1 (embed stage + whole audit) and v2 (whole audit) seconds."""
     from llm2loss.encoders import build_encoder
-    from llm2loss.zoo.spam import train_spam_releases
+    from llm2loss.example_models.spam import train_spam_releases
 
     cache_dir = str(Path(args.cache_dir).expanduser())
     spec = DatasetSpec(name=f"spamassassin-{args.limit}", kind="spamassassin", limit=args.limit)

@@ -173,7 +173,7 @@ def measure(store_uri: str, n: int, members: int, objectives: list[str], archs: 
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     store_settings = StoreSettings(uri=store_uri)
     plan = make_plan(n)
-    release = ReleaseSpec(model="scale", version=f"n{n}", entrypoint="llm2loss.zoo.spam:naive_bayes",
+    release = ReleaseSpec(model="scale", version=f"n{n}", entrypoint="llm2loss.example_models.spam:naive_bayes",
                           dataset=DatasetSpec(name="generated-scale", kind="generated_text"))
     settings = AuditSettings(diagnosers=DiagnoserSettings(objectives=objectives, archs=archs, n_members=members))
     stages.get_encoder(MINILM).encode_text(["warm up"])

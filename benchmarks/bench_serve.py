@@ -54,7 +54,7 @@ def build_audit(root: Path, limit: int) -> str:
     from llm2loss import pipeline as stages
     from llm2loss import registry
     from llm2loss.config import AuditSettings, DatasetSpec, DiagnoserSettings, Settings, StoreSettings
-    from llm2loss.zoo.spam import train_spam_releases
+    from llm2loss.example_models.spam import train_spam_releases
 
     cache_dir = os.environ.get("LLM2LOSS_CACHE_DIR", "~/.cache/llm2loss")
     spec = DatasetSpec(name=f"spamassassin-{limit}", kind="spamassassin", limit=limit)

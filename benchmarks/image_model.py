@@ -1,6 +1,6 @@
 """The audited model of the image benchmark: a torchvision ResNet-18 that tells the shape.
 
-It is the zoo's `llm2loss.zoo.vision:resnet18` entrypoint (3 classes, 32 px), so the release is
+It is the example models' `llm2loss.example_models.vision:resnet18` entrypoint (3 classes, 32 px), so the release is
 loaded in the Dask workers exactly like a user's. Its training set has two planted failure slices:
 
 - under-represented: small shapes on a dark background are cut to `RARE_KEEP` of their share;
@@ -21,7 +21,7 @@ import pandas as pd
 
 import image_data
 
-ENTRYPOINT = "llm2loss.zoo.vision:resnet18"
+ENTRYPOINT = "llm2loss.example_models.vision:resnet18"
 ENTRY_KWARGS = {"num_classes": len(image_data.SHAPES), "image_size": image_data.SIZE}
 RARE_KEEP = 0.05
 NOISE_RATE = 0.7
@@ -42,7 +42,7 @@ def planted_training_set(n: int, rng: np.random.Generator) -> tuple[pd.DataFrame
 
 def train_cnn(out: Path, *, n_train: int = 4000, epochs: int = 4, batch_size: int = 64,
               seed: int = 0, threads: int = 1, log=print) -> Path:
-    """Train the zoo ResNet-18 on the planted training set; its state dict as safetensors at `out`.
+    """Train the example ResNet-18 on the planted training set; its state dict as safetensors at `out`.
 
     `threads` caps torch's intra-op threads (see `image_clip.train_clip`: one is faster when shared).
     """
@@ -50,7 +50,7 @@ def train_cnn(out: Path, *, n_train: int = 4000, epochs: int = 4, batch_size: in
     from safetensors.torch import save_file
 
     torch.set_num_threads(threads)
-    from llm2loss.zoo.vision import resnet18
+    from llm2loss.example_models.vision import resnet18
 
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)

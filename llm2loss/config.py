@@ -78,7 +78,7 @@ class ReleaseSpec(_Strict):
         if not sep or not module or not func.isidentifier():
             raise ValueError(
                 f"entrypoint {v!r} must look like 'package.module:function', "
-                "e.g. 'llm2loss.zoo.spam:naive_bayes'"
+                "e.g. 'llm2loss.example_models.spam:naive_bayes'"
             )
         return v
 

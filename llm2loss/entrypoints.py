@@ -5,7 +5,7 @@ and auditing it imports and calls that code. Anyone who can write to the store c
 release.json, so the store must not decide what runs: the process that would import the code
 does, from its own environment. `LLM2LOSS_ALLOW_ENTRYPOINTS` (comma-separated module prefixes,
 e.g. `my_company.models,torchvision.models`) extends the default, the project's example models
-(`llm2loss.zoo`). A prefix admits the module itself and every module below it (`a.b` admits
+(`llm2loss.example_models`). A prefix admits the module itself and every module below it (`a.b` admits
 `a.b` and `a.b.c`, not `a.bc`). Flow parameters cannot change it: it is read here, where the
 import happens.
 """
@@ -17,7 +17,19 @@ import os
 from llm2loss.errors import ConfigError
 
 ENV_VAR = "LLM2LOSS_ALLOW_ENTRYPOINTS"
-DEFAULT_PREFIXES: tuple[str, ...] = ("llm2loss.zoo",)
+DEFAULT_PREFIXES: tuple[str, ...] = ("llm2loss.example_models",)
+# Project modules that were renamed: release.json files registered before name the old module,
+# and a registered release is immutable, so the old name is read as the new one.
+RENAMED_MODULES: dict[str, str] = {"llm2loss.zoo": "llm2loss.example_models"}
+
+
+def current_ref(ref: str) -> str:
+    """`ref` ('module:function') with a renamed project module replaced by its current name."""
+    module, sep, attr = ref.partition(":")
+    for old, new in RENAMED_MODULES.items():
+        if module == old or module.startswith(f"{old}."):
+            return f"{new}{module[len(old):]}{sep}{attr}"
+    return ref
 
 
 def allowed_prefixes() -> tuple[str, ...]:

@@ -30,7 +30,7 @@ from safetensors.torch import load_file
 
 from llm2loss.config import ReleaseSpec
 from llm2loss.devices import resolve_device
-from llm2loss.entrypoints import check_allowed
+from llm2loss.entrypoints import check_allowed, current_ref
 from llm2loss.errors import ConfigError, DataError, WeightsError
 from llm2loss.sources.base import Shard
 
@@ -41,7 +41,9 @@ _EPS = 1e-12
 
 def import_entrypoint(ref: str, what: str = "entrypoint") -> Callable[..., Any]:
     """The callable named by 'module:function'; ConfigError when its module is not on this
-    process's allow-list (`llm2loss.entrypoints`) or does not import."""
+    process's allow-list (`llm2loss.entrypoints`) or does not import. A project module that
+    was renamed (`entrypoints.RENAMED_MODULES`) is imported under its current name."""
+    ref = current_ref(ref)
     module_name, sep, attr = ref.partition(":")
     if not sep:
         raise ConfigError(f"{what} {ref!r} must look like 'package.module:function'")

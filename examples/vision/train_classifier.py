@@ -1,6 +1,6 @@
 """Train the image classifier of a vision example release and save its weights as safetensors.
 
-The release.json says everything: the entrypoint (a torchvision ResNet-18 from llm2loss.zoo.vision
+The release.json says everything: the entrypoint (a torchvision ResNet-18 from llm2loss.example_models.vision
 with its preprocess), the dataset (a torchvision dataset in its on-disk layout under
 `dataset.path`) and the label. This script trains on the dataset's *train* split (the audit runs
 on the split the release names, "test"), with plain SGD and the model's own preprocess, and writes

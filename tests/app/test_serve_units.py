@@ -80,7 +80,7 @@ def test_the_cache_keeps_at_least_one_audit(tmp_path):
 def test_finished_audits_skip_a_tampered_manifest(tmp_path, caplog):
     store = ArtifactStore(str(tmp_path / "store"))
     for version, report in (("v1", "audits/toy/v1/report/index.html"), ("v2", "../../elsewhere/index.html")):
-        registry.register(store, ReleaseSpec(model="toy", version=version, entrypoint="llm2loss.zoo.spam:naive_bayes",
+        registry.register(store, ReleaseSpec(model="toy", version=version, entrypoint="llm2loss.example_models.spam:naive_bayes",
                                               dataset=DatasetSpec(name="toy", kind="generated_text"), task="binary"))
         store.write_json(f"audits/toy/{version}/manifest.json", {
             "model": "toy", "version": version, "status": "completed", "completed_at": "2026-01-01T00:00:00",

@@ -41,7 +41,7 @@ def cli() -> Callable[..., Result]:
 def spam_releases(cache_dir, tmp_path_factory) -> list[tuple[ReleaseSpec, Path]]:
     """The example spam filters v1 and v2 trained on a small SpamAssassin slice (once)."""
     from llm2loss import pipeline as stages
-    from llm2loss.zoo.spam import train_spam_releases
+    from llm2loss.example_models.spam import train_spam_releases
 
     spec = DatasetSpec(name=f"spamassassin-{LIMIT}", kind="spamassassin", limit=LIMIT)
     source = stages.get_source(spec, str(cache_dir))

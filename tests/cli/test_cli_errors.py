@@ -33,7 +33,7 @@ AUDIT_COMMANDS = {  # command -> arguments after MODEL@VERSION
 
 def tiny_release(model: str = "toy", version: str = "v1") -> ReleaseSpec:
     return ReleaseSpec(
-        model=model, version=version, entrypoint="llm2loss.zoo.spam:naive_bayes",
+        model=model, version=version, entrypoint="llm2loss.example_models.spam:naive_bayes",
         dataset=DatasetSpec(name="toy", kind="generated_text"), task="binary",
     )
 

@@ -131,7 +131,7 @@ def _audited_store(tmp_path: Path, reg: dict[str, Any] | None, flag: bool) -> st
     """A folder store with spam-filter@v2 registered and its audit's manifest (+ regression.json)."""
     uri = str(tmp_path / "store")
     store = ArtifactStore(uri)
-    registry.register(store, ReleaseSpec(model="spam-filter", version="v2", entrypoint="llm2loss.zoo.spam:naive_bayes",
+    registry.register(store, ReleaseSpec(model="spam-filter", version="v2", entrypoint="llm2loss.example_models.spam:naive_bayes",
                                          dataset=DatasetSpec(name="toy", kind="generated_text"), task="binary"))
     m = manifest(flag=flag)
     store.write_json("audits/spam-filter/v2/manifest.json", m)
@@ -182,7 +182,7 @@ def test_gate_command_json(cli, tmp_path):
 
 def test_gate_of_an_unfinished_audit_is_one_line(cli, tmp_path):
     uri = str(tmp_path / "store")
-    registry.register(ArtifactStore(uri), ReleaseSpec(model="toy", version="v1", entrypoint="llm2loss.zoo.spam:naive_bayes",
+    registry.register(ArtifactStore(uri), ReleaseSpec(model="toy", version="v1", entrypoint="llm2loss.example_models.spam:naive_bayes",
                                                       dataset=DatasetSpec(name="toy", kind="generated_text"), task="binary"))
     assert_one_line_error(cli("gate", "toy@v1", "--store", uri), "audit of toy@v1 is not finished", "llm2loss audit toy@v1")
     assert_one_line_error(cli("gate", "toy@v9", "--store", uri), "unknown release toy@v9", "known: toy@v1")

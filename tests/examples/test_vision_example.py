@@ -57,7 +57,7 @@ def _write_cifar10(root: Path, n_test: int = 6, n_train: int = 4) -> list[int]:
 def test_release_files_parse_and_name_the_paper_setup() -> None:
     for name in ("cifar10", "celeba"):
         release = _release(name)
-        assert release.entrypoint == "llm2loss.zoo.vision:resnet18"
+        assert release.entrypoint == "llm2loss.example_models.vision:resnet18"
         assert release.encoder == "open_clip:ViT-B-32/openai"
         assert release.dataset.kind == "torchvision"
         assert "not measured" in release.metadata["not_measured_here"]

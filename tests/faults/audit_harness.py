@@ -60,7 +60,7 @@ def local_audit_setup(tmp_path: Path, dask_address: str, cache_dir: Path, releas
 
 def train_weights(cache_dir: Path, out_dir: Path) -> list:
     """The two example spam-filter releases (v1 naive Bayes, v2 logistic) on the slice."""
-    from llm2loss.zoo.spam import train_spam_releases
+    from llm2loss.example_models.spam import train_spam_releases
 
     source = stages.get_source(SPAM_SPEC, str(cache_dir))
     return train_spam_releases(source, out_dir, dataset=SPAM_SPEC)

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from llm2loss.zoo.spam import NaiveBayesSpamFilter
+from llm2loss.example_models.spam import NaiveBayesSpamFilter
 
 
 class SlowNaiveBayes(NaiveBayesSpamFilter):

@@ -174,13 +174,13 @@ def test_precomputed_losses(tmp_path: Path) -> None:
 def test_torchvision_zoo_classifier_on_pil_images(tmp_path: Path) -> None:
     from PIL import Image
 
-    from llm2loss.zoo.vision import classifier, resnet18
+    from llm2loss.example_models.vision import classifier, resnet18
 
     torch.manual_seed(0)
     net = resnet18(num_classes=4, image_size=32).eval()
     path = tmp_path / "resnet.safetensors"
     save_file(net.state_dict(), str(path))
-    release = _release("llm2loss.zoo.vision:resnet18",
+    release = _release("llm2loss.example_models.vision:resnet18",
                        metadata={"entrypoint_kwargs": {"num_classes": 4, "image_size": 32}})
     model = load_model(release, weights_path=path, device="cpu")
     rng = np.random.default_rng(0)

@@ -14,7 +14,7 @@ from llm2loss.errors import ConfigError, DataError
 from llm2loss.losses import compute_losses, import_entrypoint, load_model
 from llm2loss.sources import build_source, default_attribute_phrases
 from llm2loss.sources.spamassassin import email_attributes, email_text, fetch_corpus
-from llm2loss.zoo.spam import in_training_half, train_spam_releases
+from llm2loss.example_models.spam import in_training_half, train_spam_releases
 
 RAW = """From spammer@example.com  Thu Aug 22 13:17:22 2002
 Return-Path: <spammer@example.com>

@@ -43,7 +43,7 @@ def small_settings(store: StoreSettings, dask_address: str, cache_dir: Path) -> 
 @pytest.fixture(scope="module")
 def spam_weights(cache_dir, tmp_path_factory):
     """The two example spam-filter releases trained on a small slice (once per module)."""
-    from llm2loss.zoo.spam import train_spam_releases
+    from llm2loss.example_models.spam import train_spam_releases
 
     spec = DatasetSpec(name=f"spamassassin-{LIMIT}", kind="spamassassin", limit=LIMIT)
     source = stages.get_source(spec, str(cache_dir))

@@ -25,7 +25,7 @@ from llm2loss import pipeline as stages
 from llm2loss import registry
 from llm2loss.store import keys as layout
 from llm2loss.config import AuditSettings, DaskSettings, DatasetSpec, DiagnoserSettings, ReleaseSpec, Settings, StoreSettings
-from llm2loss.zoo.vision import resnet18
+from llm2loss.example_models.vision import resnet18
 
 pytestmark = pytest.mark.integration
 
@@ -73,7 +73,7 @@ def write_image_dataset(root: Path, n: int, seed: int = 0) -> Path:
 
 
 def train_classifier(manifest: Path, out: Path, *, steps: int = 12, seed: int = 0) -> Path:
-    """A few Adam steps of the zoo's ResNet-18 on the images; weights as safetensors."""
+    """A few Adam steps of the example ResNet-18 on the images; weights as safetensors."""
     torch.manual_seed(seed)
     model = resnet18(**ENTRY_KWARGS)
     frame = pd.read_csv(manifest)
@@ -101,7 +101,7 @@ def image_release(tmp_path_factory: pytest.TempPathFactory) -> tuple[ReleaseSpec
     release = ReleaseSpec(
         model="shapes-classifier",
         version="v1",
-        entrypoint="llm2loss.zoo.vision:resnet18",
+        entrypoint="llm2loss.example_models.vision:resnet18",
         dataset=DatasetSpec(
             name="shapes",
             kind="image_manifest",

@@ -29,8 +29,8 @@ def _plant(store, marker) -> None:
 
 
 def test_prefixes_admit_a_package_and_what_lies_below_it_only():
-    prefixes = ("llm2loss.zoo", "my.models")
-    assert is_allowed("llm2loss.zoo", prefixes) and is_allowed("llm2loss.zoo.spam", prefixes)
+    prefixes = ("llm2loss.example_models", "my.models")
+    assert is_allowed("llm2loss.example_models", prefixes) and is_allowed("llm2loss.example_models.spam", prefixes)
     assert not is_allowed("llm2loss.zoological", prefixes) and not is_allowed("subprocess", prefixes)
     assert not is_allowed("my", prefixes) and is_allowed("my.models.x", prefixes)
 
@@ -65,3 +65,15 @@ def test_the_audit_flow_refuses_the_planted_release(services, tmp_path, cache_di
     assert isinstance(exc, ConfigError) and ENV_VAR in str(exc), exc
     assert not marker.exists()
     assert audits.finished_manifest(stages.get_store(cfg.store), "planted", "v1") is None
+
+
+def test_a_release_registered_before_the_example_models_were_renamed_still_imports():
+    from llm2loss.entrypoints import current_ref
+    from llm2loss.example_models import spam
+    from llm2loss.losses import import_entrypoint
+
+    assert import_entrypoint("llm2loss.zoo.spam:naive_bayes") is spam.naive_bayes
+    assert current_ref("llm2loss.zoo:f") == "llm2loss.example_models:f"
+    assert current_ref("llm2loss.zoological:f") == "llm2loss.zoological:f"  # a prefix, not a substring
+    with pytest.raises(ConfigError):
+        import_entrypoint("llm2loss.zoological:f")  # not renamed, so still refused

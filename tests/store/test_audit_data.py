@@ -104,7 +104,7 @@ def test_the_whole_analysis_stage_copies_the_embeddings_at_most_once(tmp_path):
     X = rng.normal(size=(n, DIM)).astype(np.float32)
     _write_stages(store, plan, X, set(), set())
     del X
-    release = ReleaseSpec(model="m", version="v1", entrypoint="llm2loss.zoo.spam:naive_bayes",
+    release = ReleaseSpec(model="m", version="v1", entrypoint="llm2loss.example_models.spam:naive_bayes",
                           dataset=DatasetSpec(name="d", kind="generated_text"))
     settings = AuditSettings(diagnosers=DiagnoserSettings(objectives=["rank", "familiarity"], archs=["linear"],
                                                           n_members=2))

@@ -20,7 +20,7 @@ def _release(version: str = "v1", model: str = "spam", **kw) -> ReleaseSpec:
     return ReleaseSpec(
         model=model,
         version=version,
-        entrypoint="llm2loss.zoo.spam:naive_bayes",
+        entrypoint="llm2loss.example_models.spam:naive_bayes",
         dataset=DatasetSpec(name="spamassassin", kind="spamassassin"),
         created_at=kw.pop("created_at", datetime(2024, 1, int(version[1:]), tzinfo=timezone.utc)),
         **kw,

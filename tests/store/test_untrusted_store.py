@@ -27,7 +27,7 @@ ROUNDS = 20
 
 
 def _release(version: str, owner: str, model: str = "spam") -> ReleaseSpec:
-    return ReleaseSpec(model=model, version=version, entrypoint="llm2loss.zoo.spam:naive_bayes",
+    return ReleaseSpec(model=model, version=version, entrypoint="llm2loss.example_models.spam:naive_bayes",
                        dataset=DatasetSpec(name="spamassassin", kind="spamassassin"),
                        created_at=datetime(2024, 1, 1, tzinfo=timezone.utc), metadata={"owner": owner})
 

@@ -203,7 +203,7 @@ def train_spam_releases(
         weights = out_dir / f"{MODEL_NAME}-{version}.safetensors"
         save_file(model.state_dict(), str(weights), metadata={"model": MODEL_NAME, "version": version})
         release = ReleaseSpec(
-            model=MODEL_NAME, version=version, entrypoint=f"llm2loss.zoo.spam:{entry}",
+            model=MODEL_NAME, version=version, entrypoint=f"llm2loss.example_models.spam:{entry}",
             weights=str(weights), dataset=spec, task="binary", classes=CLASSES, created_at=created,
             metadata={
                 "description": description,

@@ -3,7 +3,7 @@
 An entrypoint returns an `ImageClassifier`: a torchvision network plus the `preprocess` that turns
 one PIL image into its input tensor, which is what `llm2loss.losses` needs to run the model on raw
 samples. Weights come from the release (safetensors of `model.state_dict()`), e.g. a release with
-`entrypoint="llm2loss.zoo.vision:resnet18"` and
+`entrypoint="llm2loss.example_models.vision:resnet18"` and
 `metadata={"entrypoint_kwargs": {"num_classes": 10, "image_size": 32}}`.
 """
 
