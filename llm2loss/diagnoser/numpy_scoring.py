@@ -35,7 +35,7 @@ import numpy as np
 from llm2loss.blas import one_blas_thread
 from llm2loss.diagnoser.checks import check_positive_int, check_saved_shapes, check_saved_vectors, real_array
 from llm2loss.diagnoser.comparison import Comparison, p_higher
-from llm2loss.diagnoser.rows import inverse_norms, normalise
+from llm2loss.diagnoser.rows import inverse_norms, normalise, text_mean
 from llm2loss.errors import DataError, Llm2LossError
 
 FORMAT = "llm2loss-diagnoser/1"
@@ -216,13 +216,7 @@ class NumpyDiagnoser:
         return z.astype(np.float64)
 
     def _text_mean(self, X: np.ndarray) -> np.ndarray:
-        if self.text_mean_ is not None:
-            return self.text_mean_
-        if len(X) < 2:
-            raise DataError("gap='center' needs a text reference to centre a single phrase: "
-                            "pass fit(..., text_reference=phrase_embeddings) or query at least "
-                            "2 phrases at once")
-        return normalise(X).mean(axis=0)
+        return text_mean(self.text_mean_, X)
 
     def _centre_for(self, X: np.ndarray, space: str, text_mean: np.ndarray | None = None) -> np.ndarray | None:
         if space not in SPACES:

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["centre_in_place", "inverse_norms", "normalise"]
+from llm2loss.errors import DataError
+
+__all__ = ["centre_in_place", "inverse_norms", "normalise", "text_mean"]
 
 
 def normalise(X: np.ndarray) -> np.ndarray:
@@ -38,3 +40,15 @@ def centre_in_place(Z: np.ndarray, mean: np.ndarray) -> np.ndarray:
     Z -= mean
     Z *= inverse_norms(Z)[1][:, None]  # centred unit rows cannot overflow: Z is scaled in place
     return Z
+
+
+def text_mean(stored: np.ndarray | None, X: np.ndarray) -> np.ndarray:
+    """The text-reference mean stored at fit, else the mean of the (>= 2 row) query batch
+    (normalised first): what gap="center" subtracts from phrase rows."""
+    if stored is not None:
+        return stored
+    if len(X) < 2:
+        raise DataError("gap='center' needs a text reference to centre a single phrase: "
+                        "pass fit(..., text_reference=phrase_embeddings) or query at least "
+                        "2 phrases at once")
+    return normalise(X).mean(axis=0)

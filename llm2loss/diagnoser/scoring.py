@@ -22,6 +22,7 @@ from llm2loss.diagnoser.checks import check_choice, check_matrix
 from llm2loss.diagnoser.comparison import Comparison, p_higher
 from llm2loss.diagnoser.objectives import inverse_slog
 from llm2loss.diagnoser.rows import centre_in_place, inverse_norms, normalise
+from llm2loss.diagnoser.rows import text_mean as rows_text_mean
 from llm2loss.errors import DataError, NotFittedError
 
 if TYPE_CHECKING:
@@ -91,15 +92,8 @@ def query_scores(d: LossDiagnoser, X: np.ndarray, centre: np.ndarray | None) -> 
 
 
 def text_mean(d: LossDiagnoser, X: np.ndarray) -> np.ndarray:
-    """The text-reference mean stored at fit, else the mean of the (>= 2 row) query batch
-    (normalised first)."""
-    if d.text_mean_ is not None:
-        return d.text_mean_
-    if len(X) < 2:
-        raise DataError("gap='center' needs a text reference to centre a single phrase: "
-                        "pass fit(..., text_reference=phrase_embeddings) or query at least "
-                        "2 phrases at once")
-    return normalise(X).mean(axis=0)
+    """`rows.text_mean` with this diagnoser's stored text-reference mean."""
+    return rows_text_mean(d.text_mean_, X)
 
 
 @torch.no_grad()
