@@ -30,7 +30,7 @@ def _release(entrypoint: str, **kw) -> ReleaseSpec:
 def _shard(inputs: list, labels, ids: list[str] | None = None) -> Shard:
     ids = ids or [f"s{i}" for i in range(len(inputs))]
     return Shard(index=0, ids=ids, inputs=inputs, labels=np.asarray(labels),
-                 attributes=pd.DataFrame(index=range(len(ids))), failures=[])
+                 attributes=pd.DataFrame(index=range(len(ids))), unreadable=[])
 
 
 @pytest.fixture
