@@ -2,8 +2,8 @@
 
 A phrase is a handful of tokens: each matrix product of the numpy MiniLM is ~0.1 ms of work, and
 OpenBLAS's worker threads cost more than that to wake, most of all on a busy machine, where they
-wait for a core. Measured on the shared 2-core machine (load ~3): one phrase took 448 ms with
-OpenBLAS's default threads and 15 ms with one; 40 phrases 730 ms and 200 ms. `one_blas_thread()`
+wait for a core: with one thread a phrase is many times faster (`## CLI` in
+benchmarks/RESULTS.md has the measurement). `one_blas_thread()`
 limits BLAS to one thread for the duration of a `with` block (threadpoolctl, which scikit-learn
 already requires) and restores the previous limits after it. The limit is the process's (BLAS has
 one thread pool): threads asking at once may see it restored early or late, which changes the
