@@ -37,7 +37,10 @@ __all__ = ["REGRESSION_RULE", "compare_versions", "is_regression", "measured_rea
 REGRESSION_PERCENTILE_POINTS = 15.0
 REGRESSION_P = 0.9
 #: ... a regression is measured when a per-attribute error-rate disparity grew (in absolute
-#: value) by at least this, or a pair's measured gap became significant (interval excludes 0).
+#: value) by at least this, or a pair's measured gap became significant (interval excludes 0)
+#: where it did not before, or flipped to the other side of 0 and is larger than it was. A gap
+#: that flipped but shrank (v1's HTML mail +4.4 worse, v2's 0.25 better) is a smaller
+#: disparity, not a regression: it is listed among the measured changes, never as a reason.
 REGRESSION_ERROR_DISPARITY = 0.05
 #: The phrases of an estimated reason start so (reports written before the measured-only rule).
 _ESTIMATED_PREFIXES = ("phrase ", "attribute ")
@@ -46,8 +49,8 @@ REGRESSION_RULE = (
     f"significant_regression is true only on a measured change: a measured per-attribute "
     f"error-rate disparity grew in absolute value by at least {REGRESSION_ERROR_DISPARITY:g}, or "
     f"the measured loss gap between the held-out samples two phrases of a pair retrieve became "
-    f"significant (its 90% bootstrap interval excludes 0 now, or now on the other side of 0, and "
-    f"did not before); a phrase whose estimated median percentile among held-out samples rose by "
+    f"significant (its 90% bootstrap interval excludes 0 now and did not before) or flipped to "
+    f"the other side of 0 with a larger absolute gap than before; a phrase whose estimated median percentile among held-out samples rose by "
     f"at least {REGRESSION_PERCENTILE_POINTS:g} points with P(rose) >= {REGRESSION_P:g} over all "
     f"(previous member, current member) pairs is a prediction, listed as such, not a regression"
 )
@@ -106,7 +109,8 @@ def _measured_pair_changes(prev_metrics: dict[str, Any],
                            cur_metrics: dict[str, Any]) -> list[dict[str, Any]]:
     """Per phrase pair compared in both versions: the measured gap (a minus b, among the held-out
     samples each phrase retrieves) with its interval, before and now, and whether it became
-    significant (interval excludes 0 now, and did not before or was on the other side)."""
+    significant: its interval excludes 0 now and did not before, or it flipped to the other side
+    of 0 and its absolute gap grew (a flip to a smaller gap is a smaller disparity)."""
     def gap(row: dict[str, Any]) -> tuple[float | None, float | None, float | None]:
         return row.get("measured_diff"), row.get("measured_low"), row.get("measured_high")
 
@@ -126,7 +130,7 @@ def _measured_pair_changes(prev_metrics: dict[str, Any],
         out.append({"a": row["a"], "b": row["b"], "source": row.get("source"),
                     "previous": p, "previous_low": p_low, "previous_high": p_high,
                     "current": c, "current_low": c_low, "current_high": c_high,
-                    "became_significant": now != 0 and now != then})
+                    "became_significant": now != 0 and now != then and (then == 0 or abs(c) > abs(p))})
     return out
 
 
@@ -211,7 +215,7 @@ def _measured_regressions(measured: list[dict[str, Any]],
     for row in measured:
         if row["metric"] == "error" and row["absolute_change"] >= REGRESSION_ERROR_DISPARITY:
             reasons.append(f"measured error-rate disparity of attribute {row['attribute']!r} grew "
-                           f"from {row['previous']:+.3f} to {row['current']:+.3f}")
+                           f"in size from {row['previous']:+.3f} to {row['current']:+.3f}")
     for row in pairs:
         if row["became_significant"]:
             reasons.append(

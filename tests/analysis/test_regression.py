@@ -159,6 +159,24 @@ def test_a_pair_gap_that_became_significant_is_a_measured_regression(
     assert same["reasons"] == [] and not any(r["became_significant"] for r in same["pairs_measured"])
 
 
+def test_a_pair_gap_that_flipped_sides_is_a_regression_only_when_it_grew(
+        audit_result: AnalysisResult, previous_version: AnalysisResult) -> None:
+    """The demo's v1 -> v2: HTML mail measured +4.4 worse in v1 and 0.25 *better* in v2. Both
+    intervals exclude 0, on opposite sides, and the disparity shrank: no regression. Flipped to
+    a larger gap, it is one."""
+    prev = AnalysisResult(previous_version.diagnosers, copy.deepcopy(previous_version.metrics))
+    prev.metrics["comparisons"]["rows"][0].update(measured_diff=4.378, measured_low=2.639, measured_high=6.007)
+    for now, regressed in (((-0.246, -0.342, -0.149), False), ((-6.0, -7.5, -4.5), True)):
+        cur = _measured_as_before(prev, audit_result)
+        row = cur.metrics["comparisons"]["rows"][0]
+        row.update(measured_diff=now[0], measured_low=now[1], measured_high=now[2])
+        report = _compare(prev, cur)
+        (pair,) = [r for r in report["pairs_measured"] if (r["a"], r["b"]) == (row["a"], row["b"])]
+        assert pair["became_significant"] is regressed
+        assert report["significant_regression"] is regressed
+        assert any(row["a"] in reason for reason in report["reasons"]) is regressed
+
+
 def test_reports_written_before_the_measured_rule_are_read_alike() -> None:
     """A stored regression.json of the earlier rule listed estimated rises among its reasons."""
     estimated = "phrase 'x' rose 28.0 percentile points (P(rose) = 1.00)"
