@@ -323,12 +323,14 @@ def regression_findings(regression: dict[str, Any]) -> list[Finding]:
     for key, verb in (("phrases_rose", "rose"), ("phrases_fell", "fell")):
         for row in regression.get(key, [])[:N_PER_KIND]:
             p = row["p_rose"] if verb == "rose" else 1.0 - row["p_rose"]
+            # an estimate of the diagnosers, however much they agree: never "stated" (measured)
             prefix = "Uncertain: " if is_uncertain(p) else ""
             out.append(Finding(
                 f"{prefix}{'t' if prefix else 'T'}he estimated loss of '{row['phrase']}' {verb} "
                 f"from percentile {_n(row['previous'], 0)} to {_n(row['current'], 0)} (median "
-                f"change {_n(row['change'], 1)} points, P({verb}) = {_n(p)}).",
-                verdict=UNCERTAIN if prefix else "stated"))
+                f"change {_n(row['change'], 1)} points, P({verb}) = {_n(p)}; a prediction of the "
+                f"diagnosers, not measured).",
+                verdict=UNCERTAIN if prefix else None))
     for row in regression.get("attributes_measured", [])[:N_PER_KIND]:
         out.append(Finding(f"Measured {row['metric']} disparity of '{row['attribute']}' went from "
                            f"{row['previous']:+.3f} to {row['current']:+.3f}."))

@@ -192,7 +192,7 @@ def overview_html(view: Overview) -> str:
         worst = max(view.changes, key=lambda c: SEVERITIES[::-1].index(c.severity))
         parts.append(f'<p class="biggest">Biggest change: {html.escape(worst.sentence)}</p>')
     if view.biggest_phrase:
-        parts.append(f'<p class="note">Largest phrase rise: {html.escape(view.biggest_phrase)}</p>')
+        parts.append(f'<p class="note">Largest estimated phrase rise (a prediction, not measured): {html.escape(view.biggest_phrase)}</p>')
     parts.append(f'<p class="note">{view.stated} finding{"s" if view.stated != 1 else ""} stated, '
                  f"{view.uncertain} uncertain: see What to check next.</p></div>")
     return "".join(parts)
@@ -211,6 +211,6 @@ def overview_markdown(view: Overview, escape: Any) -> str:
                   f"{c.severity} |" for c in view.changes]
         lines.append("")
     if view.biggest_phrase:
-        lines += [f"Largest phrase rise: {escape(view.biggest_phrase)}", ""]
+        lines += [f"Largest estimated phrase rise (a prediction, not measured): {escape(view.biggest_phrase)}", ""]
     lines += [f"{view.stated} findings stated, {view.uncertain} uncertain.", ""]
     return "\n".join(lines)

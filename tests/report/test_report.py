@@ -126,6 +126,9 @@ def test_findings_are_in_the_page(rendered: Rendered, page: tuple[str, ReportPar
     assert predicted.verdict == "uncertain"
     assert all(p in predicted for p in rendered.regression["predicted"])
     assert not any(p in said[-1] for p in rendered.regression["predicted"])
+    # a phrase's estimated change between versions is a prediction, never a stated finding
+    changes = [f for f in said if "he estimated loss of" in f]
+    assert changes and all(f.verdict != "stated" and "not measured" in f for f in changes)
     for sentence in headline_findings(rendered.metrics) + said[:-1]:
         assert html_module.escape(sentence) in html_text
     # the rule's verdict is shown as a list: every reason is its own item, none is left out

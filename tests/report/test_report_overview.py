@@ -197,7 +197,7 @@ def test_the_verdict_block_escapes_what_it_shows(rendered: RenderedReport) -> No
     block = overview_html(view)
     assert "<script" not in block and "<b>" not in block
     assert "&lt;script&gt;alert(1)&lt;/script&gt;@&lt;b&gt;v1&lt;/b&gt;" in block
-    assert f"Largest phrase rise: &#x27;{html.escape(xss, quote=False)}&#x27;" in block
+    assert f"Largest estimated phrase rise (a prediction, not measured): &#x27;{html.escape(xss, quote=False)}&#x27;" in block
     markdown = overview_markdown(view, md_escape)
     assert "<script" not in markdown and "&lt;script&gt;" in markdown
 
