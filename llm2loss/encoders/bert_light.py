@@ -1,8 +1,8 @@
 """A BERT mean-pooling sentence encoder in plain torch: the packaged MiniLM without transformers.
 
 Importing sentence-transformers pulls in transformers and most of torch's optional packages:
-8-20 s on a 2-core machine, against 2-4 s for torch alone, and a "Loading weights" progress bar
-on every load. A sentence-transformers folder made of a BERT `Transformer`, mean `Pooling` and
+several times the cost of importing torch alone (`## CLI` in benchmarks/RESULTS.md), and a
+"Loading weights" progress bar on every load. A sentence-transformers folder made of a BERT `Transformer`, mean `Pooling` and
 `Normalize` (all-MiniLM-L6-v2, the default text encoder, is one) is simple enough to run here
 directly: the `tokenizers` library reads its tokenizer.json, safetensors its weights, and the
 forward pass below is BERT's (post-LayerNorm, exact GELU), as transformers computes it.

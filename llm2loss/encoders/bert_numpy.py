@@ -1,7 +1,7 @@
 """The BERT mean-pooling sentence encoder of `bert_light` in numpy: a phrase embedded without torch.
 
-A cold `llm2loss query` embeds one or a few phrases; importing torch alone takes 2-6 s on a
-laptop, longer than everything else the command does. This is the same forward pass as
+A cold `llm2loss query` embeds one or a few phrases; importing torch alone takes longer than
+everything else the command does (`## CLI` in benchmarks/RESULTS.md). This is the same forward pass as
 `llm2loss.encoders.bert_light.LightBert` (word + position + token-type embeddings, post-LayerNorm
 encoder layers, exact erf GELU, attention to real tokens only, mean pooling over them, L2
 normalisation), written with numpy matmuls in float32; `tests/inputs/test_bert_light.py` checks
