@@ -14,7 +14,8 @@ reach another (the Dask workers that embed the shards build the encoder themselv
 a quarter more pairs are clutter images with captions of random tokens, so that words the shape
 captions never use do not all collapse onto the generic caption; see its docstring);
 `zero_shot_accuracy` scores an llm2loss encoder on every attribute of held-out images by the
-nearest of the attribute's prompts (`image_data.ZERO_SHOT_PROMPTS`).
+nearest of the attribute's prompts (`image_data.ZERO_SHOT_PROMPTS`: each value said of one shape
+and of two, as the captions say it).
 """
 
 from __future__ import annotations
@@ -145,12 +146,19 @@ def train_clip(folder: Path, *, n_images: int = 3000, epochs: int = 16, batch_si
     return target
 
 
-def zero_shot_accuracy(encoder, images: list, attributes: pd.DataFrame) -> dict[str, float]:
-    """Per attribute (and `mean`): share of images whose nearest prompt names their own value."""
+def zero_shot_accuracy(encoder, images: list, attributes: pd.DataFrame,
+                       prompts: dict[str, list[tuple[str, ...]]] | None = None) -> dict[str, float]:
+    """Per attribute (and `mean`): share of images whose nearest prompt describes their own value.
+
+    `prompts` (default `image_data.ZERO_SHOT_PROMPTS`): per attribute, per value, its prompts.
+    """
+    prompts = image_data.ZERO_SHOT_PROMPTS if prompts is None else prompts
     X = encoder.encode_inputs(images)
     out: dict[str, float] = {}
-    for name, prompts in image_data.ZERO_SHOT_PROMPTS.items():
-        predicted = (X @ encoder.encode_text(prompts).T).argmax(axis=1)
+    for name, values in prompts.items():
+        flat = [p for value in values for p in value]
+        value_of = np.repeat(np.arange(len(values)), [len(v) for v in values])
+        predicted = value_of[(X @ encoder.encode_text(flat).T).argmax(axis=1)]
         if name == "shape":
             truth = np.array([image_data.SHAPES.index(s) for s in attributes["shape"]])
         else:

@@ -19,7 +19,8 @@ random subset of the attributes (so the text tower learns each concept on its ow
 phrases such as "a small shape" are in distribution); `write_dataset` writes PNGs plus a
 `manifest.csv` (id, path, label, attribute columns) that the `image_manifest` source reads.
 `ATTRIBUTE_PHRASES` are the phrase pairs ("attr", "not attr") an audit asks about and
-`ZERO_SHOT_PROMPTS` the prompts of the encoder's zero-shot attribute accuracy.
+`ZERO_SHOT_PROMPTS` the prompts of the encoder's zero-shot attribute accuracy (each value said
+of one shape and of two; `SINGULAR_PROMPTS` only of one).
 """
 
 from __future__ import annotations
@@ -49,11 +50,29 @@ ATTRIBUTE_PHRASES: dict[str, tuple[str, str]] = {
     "two": ("two shapes", "one shape"),
     "outlined": ("an outlined shape", "a solid shape"),
 }
-#: Zero-shot prompts per attribute: one prompt per value, in the order of the value list.
-ZERO_SHOT_PROMPTS: dict[str, list[str]] = {
-    "shape": [f"a photo of a {s}" for s in SHAPES],
-    **{name: [f"a photo of {p}" for p in pair] for name, pair in ATTRIBUTE_PHRASES.items()},
+
+
+def two_of(phrase: str) -> str:
+    """The phrase of one shape said of two: "a red shape" -> "two red shapes" (captions of
+    two-shape scenes always say "two")."""
+    head, _, rest = phrase.partition(" ")
+    if head not in ("a", "an"):
+        raise ValueError(f"{phrase!r} does not start with 'a' or 'an'")
+    noun = next(w for w in (*SHAPES, "shape") if f" {w}" in f" {rest}")
+    return "two " + rest.replace(noun, noun + "s", 1)
+
+
+#: Zero-shot prompts per attribute: per value (in the order of the value list), the prompts that
+#: describe it, of a one-shape scene and of a two-shape scene; the nearest prompt's value wins.
+#: CLIP's own zero-shot evaluation describes each class by several prompts in the same way.
+ZERO_SHOT_PROMPTS: dict[str, list[tuple[str, ...]]] = {
+    "shape": [(f"a photo of a {s}", f"a photo of {two_of('a ' + s)}") for s in SHAPES],
+    **{name: [(f"a photo of {p}",) if name == "two" else (f"a photo of {p}", f"a photo of {two_of(p)}")
+              for p in pair] for name, pair in ATTRIBUTE_PHRASES.items()},
 }
+#: The same with only the one-shape prompt of each value (reported beside, for comparison).
+SINGULAR_PROMPTS: dict[str, list[tuple[str, ...]]] = {
+    name: [values[:1] for values in prompts] for name, prompts in ZERO_SHOT_PROMPTS.items()}
 #: In-domain phrases of the audit (familiarity positives), beside the attribute phrases.
 IN_DOMAIN_PHRASES = [
     *(f"a {c} {s}" for c in ("red", "blue") for s in SHAPES),
