@@ -25,11 +25,15 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 import image_data
+
+if TYPE_CHECKING:  # torch is imported where it is used: importing it costs seconds
+    import torch
 
 NAME = "shapes-clip"
 DISTRACTORS = 0.25
@@ -65,7 +69,7 @@ def checkpoint_in(folder: Path) -> ClipCheckpoint:
     return ClipCheckpoint(folder / f"{NAME}.json", folder / f"{NAME}.safetensors")
 
 
-def distractor_tokens(n: int, rng: np.random.Generator, context_length: int) -> "torch.Tensor":
+def distractor_tokens(n: int, rng: np.random.Generator, context_length: int) -> torch.Tensor:
     """`n` captions of 2-7 random BPE tokens (start and end tokens around them, zero padding)."""
     import torch
 

@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from synthetic_audit import (ATTRIBUTE_PHRASES, CONCEPTS, FAILING, XSS, ConceptEncoder, make_data,
+from synthetic_audit import (ATTRIBUTE_PHRASES, CONCEPTS, FAILING, XSS, make_data,
                              run_analysis)
 
 from llm2loss.analysis import (METRICS_SCHEMA, SCHEMA_VERSION, AnalysisResult, gap_for, jsonable,
