@@ -23,6 +23,7 @@ import bench_image  # noqa: E402
 import image_bench_data  # noqa: E402
 import image_clip  # noqa: E402
 import image_data  # noqa: E402
+import image_heads  # noqa: E402
 
 from llm2loss.config import StoreSettings  # noqa: E402
 from llm2loss.encoders import build_encoder  # noqa: E402
@@ -90,3 +91,11 @@ def test_tiny_image_benchmark_audits_through_the_flow(prefect_server, s3_store, 
         encoder, image_data.render(data["attributes"].head(60), seed=5), data["attributes"].head(60))
     assert set(zero_shot) == {*image_data.ZERO_SHOT_PROMPTS, "mean"}
     assert all(0.0 <= v <= 1.0 for v in zero_shot.values())
+
+    variants = image_heads.head_variants(data, bench_image.audit_phrases(cfg, encoder), (0,), log=lambda _: None)
+    assert set(variants) == set(image_heads.VARIANTS)
+    for rows in variants.values():
+        assert len(rows) == 1 and -1 <= rows[0]["spearman"] <= 1 and 0 <= rows[0]["sign_accuracy"] <= 1
+    assert 1 <= variants["default (60 epochs)"][0]["epochs"] <= 60 and variants["max_epochs 300"][0]["epochs"] <= 300
+    table = image_heads.variant_lines(variants, ("knn", base["knn"]["spearman"]))
+    assert len(table) == 4 + len(image_heads.VARIANTS) and all(f"| {v} |" in "\n".join(table) for v in variants)
