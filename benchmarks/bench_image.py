@@ -15,10 +15,12 @@ store) with the default gap handling of image data (`gap="center"`), and then:
 - familiarity AUROC of in-domain shape phrases vs each out-of-domain vocabulary;
 - modality gap: mean cosine of each held-out image with a caption of it, and with captions of
   other images, before and after centring each modality on its own mean;
-- gap="none" vs "center": the same analysis refitted with gap="none" on the same split.
+- gap="none" vs "center": the same analysis refitted with gap="none" on the same split;
+- rank-mlp training variants over several seeds (`image_heads`): how per-sample Spearman trades
+  against phrase agreement when the heads fit further.
 
 Prints the figures and replaces the `## Image` section of benchmarks/RESULTS.md.
-Run: `.venv/bin/python benchmarks/bench_image.py [--scale full|tiny] [--members 5] [--no-write]`;
+Run: `.venv/bin/python benchmarks/bench_image.py [--scale full|tiny] [--members 5] [--seeds 4] [--no-write]`;
 the raw figures are kept in ~/.cache/llm2loss/image_bench/last-results-<scale>.json and
 `--rerender` rebuilds the text from them.
 """
