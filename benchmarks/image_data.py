@@ -55,11 +55,14 @@ ATTRIBUTE_PHRASES: dict[str, tuple[str, str]] = {
 def two_of(phrase: str) -> str:
     """The phrase of one shape said of two: "a red shape" -> "two red shapes" (captions of
     two-shape scenes always say "two")."""
-    head, _, rest = phrase.partition(" ")
+    head, *words = phrase.split(" ")
     if head not in ("a", "an"):
         raise ValueError(f"{phrase!r} does not start with 'a' or 'an'")
-    noun = next(w for w in (*SHAPES, "shape") if f" {w}" in f" {rest}")
-    return "two " + rest.replace(noun, noun + "s", 1)
+    nouns = [i for i, w in enumerate(words) if w in (*SHAPES, "shape")]
+    if not nouns:
+        raise ValueError(f"{phrase!r} names no shape: say 'shape' or one of {', '.join(SHAPES)}")
+    words[nouns[0]] += "s"
+    return " ".join(["two", *words])
 
 
 #: Zero-shot prompts per attribute: per value (in the order of the value list), the prompts that

@@ -47,15 +47,34 @@ def _whitened(X: np.ndarray, train: np.ndarray, phrases: np.ndarray, reference: 
         (_unit(_unit(reference) - text_mean) @ W).astype(np.float32)
 
 
+def measured_disparities(data: dict[str, Any], rows: np.ndarray) -> np.ndarray:
+    """Mean loss with minus without each attribute of `BOOL_ATTRIBUTES`, over the rows selected."""
+    attrs = data["attributes"][rows].reset_index(drop=True)
+    return np.array([evaluation.attribute_disparity(data["loss"][rows], attrs[a].to_numpy())["signed"]
+                     for a in image_data.BOOL_ATTRIBUTES])
+
+
+def training_kendall(data: dict[str, Any]) -> float:
+    """Kendall of the training rows' measured disparities with the held-out ones: a reference for
+    what a predictor that learned the training disparities exactly would score."""
+    test = data["test"]
+    return float(evaluation.disparity_agreement(measured_disparities(data, test),
+                                                measured_disparities(data, ~test))["kendall"][0])
+
+
+def phrase_gaps(d: Any, pairs: np.ndarray) -> np.ndarray:
+    """Predicted score of each attribute's phrase minus its negation's; `pairs` holds the (attr,
+    not attr) phrase embeddings interleaved, in `BOOL_ATTRIBUTES` order."""
+    scores = d.predict(pairs, space="text")
+    return scores[0::2] - scores[1::2]
+
+
 def fit_variant(data: dict[str, Any], phrases: dict[str, np.ndarray], *, kwargs: dict[str, Any],
                 whiten: bool, seed: int, members: int = 5) -> dict[str, float]:
     """One rank-mlp fit: held-out Spearman and the attribute agreement of its phrase disparities."""
     from llm2loss.diagnoser import LossDiagnoser
 
     X, loss, test = data["X"], data["loss"], data["test"]
-    attrs = data["attributes"][test].reset_index(drop=True)
-    measured = np.array([evaluation.attribute_disparity(loss[test], attrs[a].to_numpy())["signed"]
-                         for a in image_data.BOOL_ATTRIBUTES])
     pairs = np.stack([phrases[p] for a in image_data.BOOL_ATTRIBUTES for p in image_data.ATTRIBUTE_PHRASES[a]])
     reference = np.stack(list(phrases.values()))
     gap = "center"
@@ -64,25 +83,26 @@ def fit_variant(data: dict[str, Any], phrases: dict[str, np.ndarray], *, kwargs:
         gap = "none"
     d = LossDiagnoser("rank", "mlp", n_members=members, random_state=seed, gap=gap, **kwargs)
     d.fit(X[~test], loss[~test], text_reference=reference)
-    scores = d.predict(pairs, space="text")
-    agree = evaluation.disparity_agreement(measured, scores[0::2] - scores[1::2])
+    agree = evaluation.disparity_agreement(measured_disparities(data, test), phrase_gaps(d, pairs))
     return {"spearman": float(evaluation.correlations(d.predict(X[test]), loss[test])["spearman"][0]),
             "kendall": float(agree["kendall"][0]), "sign_accuracy": float(agree["sign_accuracy"]),
             "epochs": int(d.n_epochs_)}
 
 
-def head_variants(data: dict[str, Any], phrases: dict[str, np.ndarray], seeds: tuple[int, ...],
-                  log=print) -> dict[str, list[dict[str, float]]]:
-    """Every variant of `VARIANTS`, one fit per seed."""
+def head_variants(data: dict[str, Any], phrases: dict[str, np.ndarray], seeds: tuple[int, ...], *,
+                  members: int = 5, log=print) -> dict[str, list[dict[str, float]]]:
+    """Every variant of `VARIANTS`, one fit of `members` members per seed."""
     out: dict[str, list[dict[str, float]]] = {}
     for name, (kwargs, whiten) in VARIANTS.items():
-        out[name] = [fit_variant(data, phrases, kwargs=kwargs, whiten=whiten, seed=s) for s in seeds]
+        out[name] = [fit_variant(data, phrases, kwargs=kwargs, whiten=whiten, seed=s, members=members)
+                     for s in seeds]
         log(f"head variant {name}: " + ", ".join(f"{r['spearman']:.3f}/{r['sign_accuracy']:.2f}"
                                                   for r in out[name]))
     return out
 
 
-def variant_lines(results: dict[str, list[dict[str, float]]], best_baseline: tuple[str, float]) -> list[str]:
+def variant_lines(results: dict[str, list[dict[str, float]]], best_baseline: tuple[str, float], *,
+                  members: int | None = None, reference: float | None = None) -> list[str]:
     """A markdown table: per variant, the range over seeds of each figure."""
     def span(rows: list[dict[str, float]], key: str, digits: int) -> str:
         values = [r[key] for r in rows]
@@ -90,9 +110,12 @@ def variant_lines(results: dict[str, list[dict[str, float]]], best_baseline: tup
 
     name, spearman = best_baseline
     n = len(next(iter(results.values()), []))
-    lines = [f"rank-mlp variants refitted on this audit's embeddings and split, {n} seeds each "
-             f"(`benchmarks/image_heads.py`; range over the seeds; best baseline {name} "
-             f"{spearman:.3f}):", "",
+    lines = [f"rank-mlp variants refitted on this audit's embeddings and split, {n} seed{'s' * (n != 1)} each"
+             + (f", {members} members" if members else "")
+             + f" (`benchmarks/image_heads.py`; range over the seeds; best baseline {name} "
+             f"{spearman:.3f}"
+             + (f"; the training rows' own disparities reach a held-out Kendall of {reference:.2f}"
+                if reference is not None else "") + "):", "",
              "| variant | held-out Spearman | above the best baseline | attribute Kendall | sign accuracy | epochs |",
              "|---|---|---|---|---|---|"]
     for variant, rows in results.items():

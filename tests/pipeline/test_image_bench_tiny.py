@@ -92,10 +92,14 @@ def test_tiny_image_benchmark_audits_through_the_flow(prefect_server, s3_store, 
     assert set(zero_shot) == {*image_data.ZERO_SHOT_PROMPTS, "mean"}
     assert all(0.0 <= v <= 1.0 for v in zero_shot.values())
 
-    variants = image_heads.head_variants(data, bench_image.audit_phrases(cfg, encoder), (0,), log=lambda _: None)
+    variants = image_heads.head_variants(data, bench_image.audit_phrases(cfg, encoder), (0,), members=2,
+                                         log=lambda _: None)
     assert set(variants) == set(image_heads.VARIANTS)
     for rows in variants.values():
         assert len(rows) == 1 and -1 <= rows[0]["spearman"] <= 1 and 0 <= rows[0]["sign_accuracy"] <= 1
     assert 1 <= variants["default (60 epochs)"][0]["epochs"] <= 60 and variants["max_epochs 300"][0]["epochs"] <= 300
-    table = image_heads.variant_lines(variants, ("knn", base["knn"]["spearman"]))
+    reference = image_heads.training_kendall(data)
+    assert -1 <= reference <= 1
+    table = image_heads.variant_lines(variants, ("knn", base["knn"]["spearman"]), members=2, reference=reference)
     assert len(table) == 4 + len(image_heads.VARIANTS) and all(f"| {v} |" in "\n".join(table) for v in variants)
+    assert "1 seed each, 2 members" in table[0] and f"held-out Kendall of {reference:.2f}" in table[0]

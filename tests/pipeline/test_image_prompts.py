@@ -18,6 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
 import image_clip  # noqa: E402
 import image_data  # noqa: E402
+import image_heads  # noqa: E402
 
 
 class TableEncoder:
@@ -45,6 +46,9 @@ def test_two_of_says_a_phrase_of_two_shapes() -> None:
     assert image_data.two_of("a circle") == "two circles"
     with pytest.raises(ValueError, match="does not start with 'a' or 'an'"):
         image_data.two_of("two shapes")
+    with pytest.raises(ValueError, match="names no shape"):
+        image_data.two_of("a dog")
+    assert image_data.two_of("a circle shape") == "two circles shape"  # whole words, the first noun
 
 
 def test_every_value_is_said_of_one_shape_and_of_two_except_the_count() -> None:
@@ -72,3 +76,20 @@ def test_a_scene_nearest_the_two_shape_prompt_of_its_value_counts_as_right() -> 
         wrong_value = images[::-1]  # the other value's two-shape prompt: wrong every time
         assert image_clip.zero_shot_accuracy(encoder, wrong_value, attributes,
                                              prompts={column: image_data.ZERO_SHOT_PROMPTS[column]})[column] == 0.0
+
+
+def test_phrase_gaps_are_each_attribute_minus_its_negation() -> None:
+    """A diagnoser fitted on a loss planted along one direction per attribute: the gap of every
+    attribute whose direction raises the loss is positive, of every one that lowers it negative."""
+    from llm2loss.diagnoser import LossDiagnoser
+
+    rng = np.random.default_rng(0)
+    dim, n = 16, 600
+    X = rng.normal(size=(n, dim)).astype(np.float32)
+    effect = np.array([1.0, -1.0, 0.5, -0.5, 1.5, -1.5])  # one per attribute, on axes 0-5
+    loss = X[:, :6] @ effect + 0.1 * rng.normal(size=n)
+    d = LossDiagnoser("rank", "linear", n_members=2, random_state=0).fit(X, loss)
+    axes = np.eye(dim, dtype=np.float32)[:6]
+    pairs = np.stack([v for a in axes for v in (a, -a)])  # (attr, not attr) interleaved
+    gaps = image_heads.phrase_gaps(d, pairs)
+    assert np.array_equal(np.sign(gaps), np.sign(effect))
