@@ -8,7 +8,8 @@ the audit's training rows with gap="center" and the audit's phrases as text refe
 seed. Per fit: held-out Spearman of the 5-member mean, and Kendall / sign accuracy of the six
 attribute phrase disparities against the measured held-out ones.
 
-`partial whitening` divides each principal direction of the centred image embeddings by the
+`phrase_anchor` also trains the heads to order the audit's phrases as a linear ensemble does
+(`LossDiagnoser`'s parameter, off by default). `partial whitening` divides each principal direction of the centred image embeddings by the
 square root of its std (and maps the centred phrases the same way); the diagnoser then runs with
 gap="none" on those already centred rows.
 """
@@ -29,6 +30,7 @@ VARIANTS: dict[str, tuple[dict[str, Any], bool]] = {
     "max_epochs 300": ({"max_epochs": 300}, False),
     "lr 3e-3 (60 epochs)": ({"lr": 3e-3}, False),
     "partial whitening (60 epochs)": ({}, True),
+    "phrase_anchor 1, max_epochs 300": ({"max_epochs": 300, "phrase_anchor": 1.0}, False),
 }
 
 

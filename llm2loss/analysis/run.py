@@ -87,9 +87,10 @@ def _fit_all(X_train: np.ndarray, loss_train: np.ndarray, settings: AuditSetting
     for objective in spec.objectives:
         for arch in spec.archs:
             name = f"{objective}-{arch}"
+            anchor = spec.phrase_anchor if objective in LOSS_OBJECTIVES and text_reference is not None else 0.0
             diagnoser = LossDiagnoser(objective=objective, arch=arch, n_members=spec.n_members,
                                       random_state=spec.random_state, gap=gap,
-                                      max_epochs=spec.max_epochs)
+                                      max_epochs=spec.max_epochs, phrase_anchor=anchor)
             started = time.perf_counter()
             loss = None if objective == "familiarity" else loss_train
             diagnoser.fit(X_train, loss, text_reference=text_reference)

@@ -22,6 +22,7 @@ from llm2loss.diagnoser.heads import ARCHS
 from llm2loss.diagnoser.objectives import NEGATIVES, OBJECTIVES
 from llm2loss.diagnoser.rows import centre_in_place, normalise
 from llm2loss.diagnoser.scoring import Comparison
+from llm2loss.errors import DataError
 
 __all__ = ["GAPS", "LossDiagnoser", "MIN_SAMPLES"]
 
@@ -69,6 +70,13 @@ class LossDiagnoser:
         (shuffled) minibatch, a random sample of B*g pairs. The pair loss is the one part of
         training that batching the members cannot share, so sampling makes the fit cheaper; on
         the synthetic tuning sets it gave the same held-out Spearman as all pairs.
+    phrase_anchor: weight of an extra rank target on the phrases of `fit`'s `text_reference`
+        (0, the default, turns it off; needs a text reference). A linear ensemble with the same
+        settings is fitted first, and the heads are also trained to order the reference phrases
+        the way its scores order them. Off the data manifold, where phrases sit, the heads then
+        follow the linear extrapolation, while they stay free to fit the data itself. Measured
+        on the image benchmark only (benchmarks/RESULTS.md `## Image`, rank-mlp variants), hence
+        off by default.
     bootstrap: True trains each member on its own bootstrap resample of the training rows, so
         the members' spread also reflects how much the answer depends on the data drawn. Off by
         default, by measurement (benchmarks/bench_trust.py): it did not make P better calibrated
@@ -92,7 +100,8 @@ class LossDiagnoser:
                  lr: float | None = None, weight_decay: float = 1e-2, early_stopping: bool = True,
                  patience: int = 5, validation_fraction: float = 0.15,
                  negatives: str = "random", mixed_precision: bool = False,
-                 pair_group: int | None = 64, bootstrap: bool = False) -> None:
+                 pair_group: int | None = 64, bootstrap: bool = False,
+                 phrase_anchor: float = 0.0) -> None:
         self.objective = objective
         self.arch = arch
         self.n_members = n_members
@@ -111,11 +120,13 @@ class LossDiagnoser:
         self.mixed_precision = mixed_precision
         self.pair_group = pair_group
         self.bootstrap = bootstrap
+        self.phrase_anchor = phrase_anchor
 
     # ------------------------------------------------------------------ parameters
     _PARAMS = ("objective", "arch", "n_members", "random_state", "gap", "device", "hidden",
                "max_epochs", "batch_size", "lr", "weight_decay", "early_stopping", "patience",
-               "validation_fraction", "negatives", "mixed_precision", "pair_group", "bootstrap")
+               "validation_fraction", "negatives", "mixed_precision", "pair_group", "bootstrap",
+               "phrase_anchor")
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
         """The constructor parameters (JSON-able). `deep` is accepted for scikit-learn's
@@ -151,6 +162,13 @@ class LossDiagnoser:
         if self.lr is not None and not self.lr > 0:
             raise ValueError(f"lr must be a positive number or None (arch default), got "
                              f"{self.lr!r}")
+        if not (isinstance(self.phrase_anchor, (int, float)) and np.isfinite(self.phrase_anchor)
+                and self.phrase_anchor >= 0):
+            raise ValueError(f"phrase_anchor must be a finite number >= 0 (0 turns it off), got "
+                             f"{self.phrase_anchor!r}")
+        if self.phrase_anchor and self.objective == "familiarity":
+            raise ValueError("phrase_anchor applies to the loss objectives ('rank', 'regress'), "
+                             "not 'familiarity': set phrase_anchor=0")
         if not 0.0 < self.validation_fraction < 0.5:
             raise ValueError(f"validation_fraction must be in (0, 0.5), got "
                              f"{self.validation_fraction!r}")
@@ -182,9 +200,24 @@ class LossDiagnoser:
         if self.gap == "center":
             centre_in_place(Z, self.data_mean_)
         self.device_ = torch.device(resolve_device(self.device))
-        self.heads_ = training.train_heads(self, Z, targets)
+        anchor = None
+        if self.phrase_anchor:
+            if text_reference is None:
+                raise DataError("phrase_anchor > 0 needs the phrases to anchor: pass "
+                                "fit(..., text_reference=phrase_embeddings) or set phrase_anchor=0")
+            anchor = self._phrase_anchor(X, loss, ref)
+        self.heads_ = training.train_heads(self, Z, targets, anchor=anchor)
         training.calibrate(self, Z)
         return self
+
+    def _phrase_anchor(self, X: np.ndarray, loss: Any, ref: np.ndarray) -> training.Anchor:
+        """(reference phrase rows as the heads see them, a linear ensemble's scores of them)."""
+        linear = LossDiagnoser(**{**self.get_params(), "arch": "linear", "phrase_anchor": 0.0})
+        linear.fit(X, loss, text_reference=ref)
+        rows = normalise(ref)
+        if self.gap == "center":
+            centre_in_place(rows, self.text_mean_)
+        return rows, linear.predict(ref, space="text").astype(np.float32), float(self.phrase_anchor)
 
     # ------------------------------------------------------------------ predict
     def predict_members(self, X: Any, *, space: str = "data",

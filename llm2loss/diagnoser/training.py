@@ -19,7 +19,7 @@ import torch
 
 from llm2loss.diagnoser.checks import check_training_targets, check_vector
 from llm2loss.diagnoser.heads import MemberHeads
-from llm2loss.diagnoser.objectives import (sample_negatives, slog, training_loss,
+from llm2loss.diagnoser.objectives import (rank_loss, sample_negatives, slog, training_loss,
                                            validation_criterion)
 from llm2loss.diagnoser.scoring import raw_scores
 from llm2loss.errors import DataError
@@ -27,9 +27,11 @@ from llm2loss.errors import DataError
 if TYPE_CHECKING:
     from llm2loss.diagnoser.estimator import LossDiagnoser
 
-__all__ = ["calibrate", "train_heads", "training_targets"]
+__all__ = ["Anchor", "calibrate", "train_heads", "training_targets"]
 
 _Moments = tuple[torch.Tensor, torch.Tensor]
+#: (phrase rows as the heads see them, target scores that order them, weight): `phrase_anchor`
+Anchor = tuple[np.ndarray, np.ndarray, float]
 
 
 def training_targets(d: LossDiagnoser, loss: Any, n: int) -> np.ndarray:
@@ -63,9 +65,11 @@ def _split(d: LossDiagnoser, n: int, rng: np.random.Generator) -> tuple[np.ndarr
     return order[n_val:], order[:n_val]
 
 
-def train_heads(d: LossDiagnoser, Z: np.ndarray, targets: np.ndarray) -> MemberHeads:
+def train_heads(d: LossDiagnoser, Z: np.ndarray, targets: np.ndarray,
+                anchor: Anchor | None = None) -> MemberHeads:
     """Train all members together; return the heads with each member's best state. Sets
-    `n_epochs_` and `validation_scores_` on `d`."""
+    `n_epochs_` and `validation_scores_` on `d`. With `anchor`, every step also adds its weight
+    times the rank loss of the members' scores of the anchor's phrases against its targets."""
     K, dev = d.n_members, d.device_
     rng = np.random.default_rng(d.random_state)
     train_idx, val_idx = _split(d, len(Z), rng)
@@ -88,6 +92,9 @@ def train_heads(d: LossDiagnoser, Z: np.ndarray, targets: np.ndarray) -> MemberH
     stale = torch.zeros(K, dtype=torch.long)
     d.n_epochs_ = 0
     member_rows = _member_rows(d, train_rows, K, gen)  # (K, n_tr) rows each member sees
+    if anchor is not None:
+        phrase_rows = torch.from_numpy(anchor[0]).to(dev).unsqueeze(0).expand(K, -1, -1)
+        phrase_targets = torch.from_numpy(anchor[1]).to(dev).unsqueeze(0).expand(K, -1)
     for _epoch in range(d.max_epochs):
         heads.train()
         perms = torch.argsort(torch.rand(K, n_tr, generator=gen), dim=1).to(dev)
@@ -99,6 +106,8 @@ def train_heads(d: LossDiagnoser, Z: np.ndarray, targets: np.ndarray) -> MemberH
             with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=d.mixed_precision):
                 scores = heads(xb)
             loss = training_loss(d.objective, scores.float(), yb, d.pair_group)
+            if anchor is not None:
+                loss = loss + anchor[2] * rank_loss(heads(phrase_rows).float(), phrase_targets)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -1,0 +1,76 @@
+"""LossDiagnoser's `phrase_anchor`: the heads also learn the linear ensemble's ordering of the
+reference phrases; it needs a text reference, refuses bad weights, and is saved with the model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.stats import spearmanr
+
+from llm2loss import LossDiagnoser
+from llm2loss.config import DiagnoserSettings
+from llm2loss.errors import DataError
+
+DIM = 12
+
+
+def _data(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows whose loss bends (a square and a product), and phrases far off the rows' spread."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(800, DIM)).astype(np.float32)
+    X[:, 4:] *= 0.05  # the rows vary along 4 directions; phrases also point along the other 8
+    loss = X[:, 0] ** 2 + X[:, 1] * X[:, 2] + 0.5 * X[:, 3] + 0.05 * rng.normal(size=800)
+    phrases = rng.normal(size=(40, DIM)).astype(np.float32)
+    return X, loss, phrases
+
+
+def _agreement_with_linear(anchor: float) -> float:
+    X, loss, phrases = _data()
+    mlp = LossDiagnoser("rank", "mlp", n_members=3, random_state=0, max_epochs=80,
+                        phrase_anchor=anchor).fit(X, loss, text_reference=phrases)
+    linear = LossDiagnoser("rank", "linear", n_members=3, random_state=0,
+                           max_epochs=80).fit(X, loss, text_reference=phrases)
+    return float(spearmanr(mlp.predict(phrases, space="text"), linear.predict(phrases, space="text"))[0])
+
+
+def test_anchored_heads_order_the_phrases_like_the_linear_ensemble() -> None:
+    free, anchored = _agreement_with_linear(0.0), _agreement_with_linear(5.0)
+    assert anchored > 0.9 and anchored > free + 0.1, (free, anchored)
+
+
+def test_anchor_keeps_fitting_the_rows() -> None:
+    X, loss, phrases = _data()
+    d = LossDiagnoser("rank", "mlp", n_members=3, random_state=0, max_epochs=80,
+                      phrase_anchor=5.0).fit(X[:600], loss[:600], text_reference=phrases)
+    assert spearmanr(d.predict(X[600:]), loss[600:])[0] > 0.5
+
+
+def test_anchor_needs_the_phrases() -> None:
+    X, loss, _ = _data()
+    with pytest.raises(DataError, match="phrase_anchor > 0 needs the phrases"):
+        LossDiagnoser(n_members=2, phrase_anchor=1.0, max_epochs=2).fit(X, loss)
+
+
+@pytest.mark.parametrize("bad", [-1.0, float("nan"), float("inf"), "1"])
+def test_bad_anchor_weights_are_refused(bad) -> None:
+    X, loss, phrases = _data()
+    with pytest.raises(ValueError, match="phrase_anchor must be a finite number >= 0"):
+        LossDiagnoser(n_members=2, phrase_anchor=bad).fit(X, loss, text_reference=phrases)
+    if not isinstance(bad, str):  # settings read "1" from the environment as 1.0, by design
+        with pytest.raises(ValueError):
+            DiagnoserSettings(phrase_anchor=bad)
+
+
+def test_familiarity_refuses_an_anchor() -> None:
+    X, _, phrases = _data()
+    with pytest.raises(ValueError, match="not 'familiarity'"):
+        LossDiagnoser("familiarity", n_members=2, phrase_anchor=1.0).fit(X, text_reference=phrases)
+
+
+def test_anchor_is_saved_and_loaded(tmp_path) -> None:
+    X, loss, phrases = _data()
+    d = LossDiagnoser(n_members=2, max_epochs=3, phrase_anchor=0.5).fit(X, loss, text_reference=phrases)
+    loaded = LossDiagnoser.load(d.save(tmp_path / "anchored"))
+    assert loaded.phrase_anchor == 0.5
+    np.testing.assert_allclose(loaded.predict(phrases, space="text"), d.predict(phrases, space="text"),
+                               rtol=1e-5, atol=1e-5)
