@@ -8,6 +8,7 @@ compare / save / load.
 
 from __future__ import annotations
 
+import numbers
 import warnings
 from pathlib import Path
 from typing import Any
@@ -162,10 +163,11 @@ class LossDiagnoser:
         if self.lr is not None and not self.lr > 0:
             raise ValueError(f"lr must be a positive number or None (arch default), got "
                              f"{self.lr!r}")
-        if not (isinstance(self.phrase_anchor, (int, float)) and np.isfinite(self.phrase_anchor)
+        if not (isinstance(self.phrase_anchor, numbers.Real) and np.isfinite(self.phrase_anchor)
                 and self.phrase_anchor >= 0):
             raise ValueError(f"phrase_anchor must be a finite number >= 0 (0 turns it off), got "
                              f"{self.phrase_anchor!r}")
+        self.phrase_anchor = float(self.phrase_anchor)  # np.float32 -> float, so it saves as JSON
         if self.phrase_anchor and self.objective == "familiarity":
             raise ValueError("phrase_anchor applies to the loss objectives ('rank', 'regress'), "
                              "not 'familiarity': set phrase_anchor=0")

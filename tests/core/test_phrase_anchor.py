@@ -69,8 +69,8 @@ def test_familiarity_refuses_an_anchor() -> None:
 
 def test_anchor_is_saved_and_loaded(tmp_path) -> None:
     X, loss, phrases = _data()
-    d = LossDiagnoser(n_members=2, max_epochs=3, phrase_anchor=0.5).fit(X, loss, text_reference=phrases)
+    d = LossDiagnoser(n_members=2, max_epochs=3, phrase_anchor=np.float32(0.5)).fit(X, loss, text_reference=phrases)
     loaded = LossDiagnoser.load(d.save(tmp_path / "anchored"))
-    assert loaded.phrase_anchor == 0.5
+    assert loaded.phrase_anchor == 0.5 and type(d.phrase_anchor) is float
     np.testing.assert_allclose(loaded.predict(phrases, space="text"), d.predict(phrases, space="text"),
                                rtol=1e-5, atol=1e-5)
