@@ -87,7 +87,9 @@ def _fit_all(X_train: np.ndarray, loss_train: np.ndarray, settings: AuditSetting
     for objective in spec.objectives:
         for arch in spec.archs:
             name = f"{objective}-{arch}"
-            anchor = spec.phrase_anchor if objective in LOSS_OBJECTIVES and text_reference is not None else 0.0
+            # a linear head is its own anchor, and without phrases there is nothing to order
+            anchor = (spec.phrase_anchor if objective in LOSS_OBJECTIVES and arch == "mlp"
+                      and text_reference is not None and len(text_reference) >= 2 else 0.0)
             diagnoser = LossDiagnoser(objective=objective, arch=arch, n_members=spec.n_members,
                                       random_state=spec.random_state, gap=gap,
                                       max_epochs=spec.max_epochs, phrase_anchor=anchor)
@@ -95,7 +97,7 @@ def _fit_all(X_train: np.ndarray, loss_train: np.ndarray, settings: AuditSetting
             loss = None if objective == "familiarity" else loss_train
             diagnoser.fit(X_train, loss, text_reference=text_reference)
             records[name] = {"objective": objective, "arch": arch, "n_members": spec.n_members,
-                             "gap": gap, "epochs": diagnoser.n_epochs_,
+                             "gap": gap, "epochs": diagnoser.n_epochs_, "phrase_anchor": anchor,
                              "fit_seconds": time.perf_counter() - started}
             diagnosers[name] = diagnoser
     return diagnosers, records

@@ -163,14 +163,15 @@ class LossDiagnoser:
         if self.lr is not None and not self.lr > 0:
             raise ValueError(f"lr must be a positive number or None (arch default), got "
                              f"{self.lr!r}")
-        if not (isinstance(self.phrase_anchor, numbers.Real) and np.isfinite(self.phrase_anchor)
-                and self.phrase_anchor >= 0):
+        if not (isinstance(self.phrase_anchor, numbers.Real) and not isinstance(self.phrase_anchor, bool)
+                and np.isfinite(self.phrase_anchor) and self.phrase_anchor >= 0):
             raise ValueError(f"phrase_anchor must be a finite number >= 0 (0 turns it off), got "
                              f"{self.phrase_anchor!r}")
         self.phrase_anchor = float(self.phrase_anchor)  # np.float32 -> float, so it saves as JSON
-        if self.phrase_anchor and self.objective == "familiarity":
-            raise ValueError("phrase_anchor applies to the loss objectives ('rank', 'regress'), "
-                             "not 'familiarity': set phrase_anchor=0")
+        if self.phrase_anchor and (self.objective == "familiarity" or self.arch == "linear"):
+            raise ValueError(f"phrase_anchor applies to arch 'mlp' of the loss objectives ('rank', "
+                             f"'regress'), not {self.objective}-{self.arch} (a linear head is its own "
+                             f"anchor): set phrase_anchor=0")
         if not 0.0 < self.validation_fraction < 0.5:
             raise ValueError(f"validation_fraction must be in (0, 0.5), got "
                              f"{self.validation_fraction!r}")
@@ -185,29 +186,29 @@ class LossDiagnoser:
 
         `loss` is required for "rank" and "regress" and ignored by "familiarity".
         `text_reference` (m, dim), optional: phrase embeddings whose mean centres text queries
-        when gap="center".
+        when gap="center", and the phrases that `phrase_anchor` orders.
         """
         self._check_params()
         X = check_matrix(X, "X", min_rows=MIN_SAMPLES)
         n, dim = X.shape
         targets = training.training_targets(self, loss, n)
+        ref = None if text_reference is None else check_matrix(text_reference, "text_reference", dim=dim)
+        anchor = None
+        if self.phrase_anchor:
+            if ref is None or len(ref) < 2:
+                raise DataError("phrase_anchor > 0 needs at least 2 phrases to order: pass "
+                                "fit(..., text_reference=phrase_embeddings) or set phrase_anchor=0")
+            anchor = self._phrase_anchor(X, loss, ref)  # before Z: its own copy of X is gone by then
         # The one copy of X that fitting makes: normalised (and centred) in place from here on.
         Z = normalise(X)
         self.dim_ = dim
         self.data_mean_ = Z.mean(axis=0, dtype=np.float64).astype(np.float32)
         self.text_mean_: np.ndarray | None = None
-        if text_reference is not None:
-            ref = check_matrix(text_reference, "text_reference", dim=dim)
+        if ref is not None:
             self.text_mean_ = normalise(ref).mean(axis=0).astype(np.float32)
         if self.gap == "center":
             centre_in_place(Z, self.data_mean_)
         self.device_ = torch.device(resolve_device(self.device))
-        anchor = None
-        if self.phrase_anchor:
-            if text_reference is None:
-                raise DataError("phrase_anchor > 0 needs the phrases to anchor: pass "
-                                "fit(..., text_reference=phrase_embeddings) or set phrase_anchor=0")
-            anchor = self._phrase_anchor(X, loss, ref)
         self.heads_ = training.train_heads(self, Z, targets, anchor=anchor)
         training.calibrate(self, Z)
         return self
@@ -218,7 +219,7 @@ class LossDiagnoser:
         linear.fit(X, loss, text_reference=ref)
         rows = normalise(ref)
         if self.gap == "center":
-            centre_in_place(rows, self.text_mean_)
+            centre_in_place(rows, linear.text_mean_)  # the mean this fit stores as text_mean_
         return rows, linear.predict(ref, space="text").astype(np.float32), float(self.phrase_anchor)
 
     # ------------------------------------------------------------------ predict

@@ -151,11 +151,13 @@ def test_percentiles_and_jsonable() -> None:
         "a": None, "b": [2, True]}
 
 
-def test_the_phrase_anchor_setting_reaches_the_loss_diagnosers_only() -> None:
+def test_the_phrase_anchor_setting_reaches_the_mlp_loss_diagnosers_only() -> None:
     from synthetic_audit import settings
 
     base = settings()
     spec = base.diagnosers.model_copy(update={"phrase_anchor": 2.0, "max_epochs": 5})
     result = run_analysis(settings=base.model_copy(update={"diagnosers": spec}))
     anchors = {name: d.phrase_anchor for name, d in result.diagnosers.items()}
-    assert anchors and all(v == (0.0 if name.startswith("familiarity") else 2.0) for name, v in anchors.items())
+    assert anchors == {name: 2.0 if name in ("rank-mlp", "regress-mlp") else 0.0 for name in anchors}
+    assert {"rank-mlp", "rank-linear", "familiarity-mlp"} <= set(anchors)
+    assert result.metrics["diagnosers"]["rank-mlp"]["phrase_anchor"] == 2.0

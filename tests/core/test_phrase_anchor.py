@@ -24,17 +24,20 @@ def _data(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return X, loss, phrases
 
 
-def _agreement_with_linear(anchor: float) -> float:
+def _agreement_with_linear(anchor: float, objective: str = "rank", gap: str = "none") -> float:
     X, loss, phrases = _data()
-    mlp = LossDiagnoser("rank", "mlp", n_members=3, random_state=0, max_epochs=80,
-                        phrase_anchor=anchor).fit(X, loss, text_reference=phrases)
-    linear = LossDiagnoser("rank", "linear", n_members=3, random_state=0,
-                           max_epochs=80).fit(X, loss, text_reference=phrases)
+    kwargs = {"n_members": 3, "random_state": 0, "max_epochs": 80, "gap": gap}
+    mlp = LossDiagnoser(objective, "mlp", phrase_anchor=anchor, **kwargs).fit(X, loss, text_reference=phrases)
+    linear = LossDiagnoser(objective, "linear", **kwargs).fit(X, loss, text_reference=phrases)
     return float(spearmanr(mlp.predict(phrases, space="text"), linear.predict(phrases, space="text"))[0])
 
 
-def test_anchored_heads_order_the_phrases_like_the_linear_ensemble() -> None:
-    free, anchored = _agreement_with_linear(0.0), _agreement_with_linear(5.0)
+@pytest.mark.parametrize(("objective", "gap"), [("rank", "none"), ("rank", "center"), ("regress", "center")])
+def test_anchored_heads_order_the_phrases_like_the_linear_ensemble(objective: str, gap: str) -> None:
+    # with gap="center" the anchored rows must be the phrases as text queries see them (centred on
+    # the phrases' mean): anchoring other rows would leave the queried ordering unanchored
+    free = _agreement_with_linear(0.0, objective, gap)
+    anchored = _agreement_with_linear(5.0, objective, gap)
     assert anchored > 0.9 and anchored > free + 0.1, (free, anchored)
 
 
@@ -46,25 +49,28 @@ def test_anchor_keeps_fitting_the_rows() -> None:
 
 
 def test_anchor_needs_the_phrases() -> None:
-    X, loss, _ = _data()
-    with pytest.raises(DataError, match="phrase_anchor > 0 needs the phrases"):
-        LossDiagnoser(n_members=2, phrase_anchor=1.0, max_epochs=2).fit(X, loss)
+    X, loss, phrases = _data()
+    for reference in (None, phrases[:1]):  # one phrase has no order to keep
+        with pytest.raises(DataError, match="phrase_anchor > 0 needs at least 2 phrases"):
+            LossDiagnoser(n_members=2, phrase_anchor=1.0, max_epochs=2).fit(X, loss, text_reference=reference)
 
 
-@pytest.mark.parametrize("bad", [-1.0, float("nan"), float("inf"), "1"])
+@pytest.mark.parametrize("bad", [-1.0, float("nan"), float("inf"), "1", True])
 def test_bad_anchor_weights_are_refused(bad) -> None:
     X, loss, phrases = _data()
     with pytest.raises(ValueError, match="phrase_anchor must be a finite number >= 0"):
         LossDiagnoser(n_members=2, phrase_anchor=bad).fit(X, loss, text_reference=phrases)
-    if not isinstance(bad, str):  # settings read "1" from the environment as 1.0, by design
+    if not isinstance(bad, (str, bool)):  # settings read "1" from the environment as 1.0, by design
         with pytest.raises(ValueError):
             DiagnoserSettings(phrase_anchor=bad)
 
 
-def test_familiarity_refuses_an_anchor() -> None:
-    X, _, phrases = _data()
-    with pytest.raises(ValueError, match="not 'familiarity'"):
+def test_familiarity_and_linear_heads_refuse_an_anchor() -> None:
+    X, loss, phrases = _data()
+    with pytest.raises(ValueError, match="not familiarity-mlp"):
         LossDiagnoser("familiarity", n_members=2, phrase_anchor=1.0).fit(X, text_reference=phrases)
+    with pytest.raises(ValueError, match="not rank-linear .a linear head is its own anchor"):
+        LossDiagnoser("rank", "linear", n_members=2, phrase_anchor=1.0).fit(X, loss, text_reference=phrases)
 
 
 def test_anchor_is_saved_and_loaded(tmp_path) -> None:
@@ -74,3 +80,14 @@ def test_anchor_is_saved_and_loaded(tmp_path) -> None:
     assert loaded.phrase_anchor == 0.5 and type(d.phrase_anchor) is float
     np.testing.assert_allclose(loaded.predict(phrases, space="text"), d.predict(phrases, space="text"),
                                rtol=1e-5, atol=1e-5)
+
+
+def test_anchored_rows_are_the_phrases_as_text_queries_see_them() -> None:
+    from llm2loss.diagnoser.rows import centre_in_place, normalise
+
+    X, loss, phrases = _data()
+    d = LossDiagnoser("rank", "mlp", n_members=2, max_epochs=2, gap="center", phrase_anchor=1.0)
+    d.fit(X, loss, text_reference=phrases)
+    rows, targets, weight = d._phrase_anchor(X, loss, phrases)
+    np.testing.assert_allclose(rows, centre_in_place(normalise(phrases), d.text_mean_), atol=1e-6)
+    assert targets.shape == (len(phrases),) and weight == 1.0
