@@ -100,9 +100,6 @@ class DiagnoserSettings(_Strict):
     #: held-out Spearman while the phrase disparities agree less with the measured ones, so the
     #: default stays 60 (the trade-off is measured in benchmarks/RESULTS.md `## Image`).
     max_epochs: int = Field(default=60, ge=1)
-    #: Weight of the loss heads' rank target on the audit's phrases (LossDiagnoser's
-    #: `phrase_anchor`); 0, the default, turns it off.
-    phrase_anchor: float = Field(default=0.0, ge=0.0, allow_inf_nan=False)
 
     @field_validator("n_members")
     @classmethod

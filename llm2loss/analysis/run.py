@@ -87,17 +87,14 @@ def _fit_all(X_train: np.ndarray, loss_train: np.ndarray, settings: AuditSetting
     for objective in spec.objectives:
         for arch in spec.archs:
             name = f"{objective}-{arch}"
-            # a linear head is its own anchor, and without phrases there is nothing to order
-            anchor = (spec.phrase_anchor if objective in LOSS_OBJECTIVES and arch == "mlp"
-                      and text_reference is not None and len(text_reference) >= 2 else 0.0)
             diagnoser = LossDiagnoser(objective=objective, arch=arch, n_members=spec.n_members,
                                       random_state=spec.random_state, gap=gap,
-                                      max_epochs=spec.max_epochs, phrase_anchor=anchor)
+                                      max_epochs=spec.max_epochs)
             started = time.perf_counter()
             loss = None if objective == "familiarity" else loss_train
             diagnoser.fit(X_train, loss, text_reference=text_reference)
             records[name] = {"objective": objective, "arch": arch, "n_members": spec.n_members,
-                             "gap": gap, "epochs": diagnoser.n_epochs_, "phrase_anchor": anchor,
+                             "gap": gap, "epochs": diagnoser.n_epochs_,
                              "fit_seconds": time.perf_counter() - started}
             diagnosers[name] = diagnoser
     return diagnosers, records

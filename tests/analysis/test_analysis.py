@@ -150,14 +150,3 @@ def test_percentiles_and_jsonable() -> None:
     assert jsonable({"a": np.float32(np.nan), "b": (np.int64(2), np.bool_(True))}) == {
         "a": None, "b": [2, True]}
 
-
-def test_the_phrase_anchor_setting_reaches_the_mlp_loss_diagnosers_only() -> None:
-    from synthetic_audit import settings
-
-    base = settings()
-    spec = base.diagnosers.model_copy(update={"phrase_anchor": 2.0, "max_epochs": 5})
-    result = run_analysis(settings=base.model_copy(update={"diagnosers": spec}))
-    anchors = {name: d.phrase_anchor for name, d in result.diagnosers.items()}
-    assert anchors == {name: 2.0 if name in ("rank-mlp", "regress-mlp") else 0.0 for name in anchors}
-    assert {"rank-mlp", "rank-linear", "familiarity-mlp"} <= set(anchors)
-    assert result.metrics["diagnosers"]["rank-mlp"]["phrase_anchor"] == 2.0

@@ -1,14 +1,16 @@
-"""LossDiagnoser's `phrase_anchor`: the heads also learn the linear ensemble's ordering of the
-reference phrases; it needs a text reference, refuses bad weights, and is saved with the model."""
+"""LossDiagnoser's experimental `phrase_anchor`: the heads also learn the linear ensemble's ordering
+of the reference phrases; fitting with it warns, it needs a text reference, refuses bad weights,
+and is saved with the model. It is not an audit setting."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+
+pytestmark = pytest.mark.filterwarnings("ignore:phrase_anchor is experimental:UserWarning")
 from scipy.stats import spearmanr
 
 from llm2loss import LossDiagnoser
-from llm2loss.config import DiagnoserSettings
 from llm2loss.errors import DataError
 
 DIM = 12
@@ -60,9 +62,6 @@ def test_bad_anchor_weights_are_refused(bad) -> None:
     X, loss, phrases = _data()
     with pytest.raises(ValueError, match="phrase_anchor must be a finite number >= 0"):
         LossDiagnoser(n_members=2, phrase_anchor=bad).fit(X, loss, text_reference=phrases)
-    if not isinstance(bad, (str, bool)):  # settings read "1" from the environment as 1.0, by design
-        with pytest.raises(ValueError):
-            DiagnoserSettings(phrase_anchor=bad)
 
 
 def test_familiarity_and_linear_heads_refuse_an_anchor() -> None:
@@ -91,3 +90,16 @@ def test_anchored_rows_are_the_phrases_as_text_queries_see_them() -> None:
     rows, targets, weight = d._phrase_anchor(X, loss, phrases)
     np.testing.assert_allclose(rows, centre_in_place(normalise(phrases), d.text_mean_), atol=1e-6)
     assert targets.shape == (len(phrases),) and weight == 1.0
+
+
+def test_fitting_with_an_anchor_warns_that_it_is_experimental() -> None:
+    X, loss, phrases = _data()
+    with pytest.warns(UserWarning, match="phrase_anchor is experimental"):
+        LossDiagnoser(n_members=2, max_epochs=2, phrase_anchor=1.0).fit(X, loss, text_reference=phrases)
+
+
+def test_audit_settings_do_not_offer_the_anchor() -> None:
+    from llm2loss.config import DiagnoserSettings
+
+    with pytest.raises(ValueError, match="phrase_anchor"):
+        DiagnoserSettings(phrase_anchor=1.0)
