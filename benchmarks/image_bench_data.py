@@ -3,7 +3,9 @@
 `build(folder, scale)` makes (or reuses) in `folder`:
 
 - `clip/`   the small CLIP (`image_clip`): `shapes-clip.json` + `shapes-clip.safetensors`;
-- `audit/`  the audit set: uniform scenes as PNGs + `manifest.csv` (`image_data`);
+- `audit/`  the audit set: uniform scenes as PNGs + `manifest.csv` (`image_data`), drawn with
+  `AUDIT_SEED`; `build(..., audit_seed=s)` draws another audit set of the same world into
+  `audit-seed<s>/` (same CLIP, same CNN), on which the head variants are checked a second time;
 - `cnn.safetensors` the audited ResNet-18 with planted failure slices (`image_model`);
 
 each step skipped when its output and a `built.json` stamp of the same parameters exist. Scales:
@@ -57,13 +59,14 @@ AUDIT_SEED = 3
 
 @dataclass(frozen=True)
 class BenchData:
-    """Paths of one built benchmark (absolute) and its scale."""
+    """Paths of one built benchmark (absolute), its scale and the seed of its audit set."""
 
     folder: Path
     scale: str
     clip: image_clip.ClipCheckpoint
     manifest: Path
     cnn_weights: Path
+    audit_seed: int = AUDIT_SEED
 
 
 def _stamped(path: Path, stamp: dict) -> bool:
@@ -83,10 +86,18 @@ def build_times(data: BenchData) -> dict[str, float]:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
-def build(folder: Path = CACHE, scale: str = "full", *, log=print) -> BenchData:
-    """Build (or reuse) the CLIP, the audit images and the CNN of `scale` in `folder`."""
+def audit_folder(audit_seed: int) -> str:
+    """The audit set's folder name: `audit` for `AUDIT_SEED`, `audit-seed<s>` for another seed."""
+    return "audit" if audit_seed == AUDIT_SEED else f"audit-seed{audit_seed}"
+
+
+def build(folder: Path = CACHE, scale: str = "full", *, audit_seed: int = AUDIT_SEED, log=print) -> BenchData:
+    """Build (or reuse) the CLIP, the audit images (drawn with `audit_seed`) and the CNN of
+    `scale` in `folder`."""
     if scale not in SCALES:
         raise ValueError(f"unknown scale {scale!r}: choose one of {sorted(SCALES)}")
+    if isinstance(audit_seed, bool) or not isinstance(audit_seed, int) or audit_seed < 0:
+        raise ValueError(f"audit_seed must be a non-negative integer, got {audit_seed!r}")
     folder = folder.expanduser().resolve() / scale
     params = SCALES[scale]
     folder.mkdir(parents=True, exist_ok=True)
@@ -100,13 +111,14 @@ def build(folder: Path = CACHE, scale: str = "full", *, log=print) -> BenchData:
         (folder / "clip" / "built.json").write_text(json.dumps(clip_stamp))
         _record_time(folder, "CLIP training", time.perf_counter() - started)
         log(f"CLIP trained in {time.perf_counter() - started:.0f} s")
-    manifest = folder / "audit" / "manifest.csv"
-    audit_stamp = {"n": params.audit_images, "seed": AUDIT_SEED}
-    if not (manifest.is_file() and _stamped(folder / "audit" / "built.json", audit_stamp)):
-        attributes = image_data.sample_attributes(params.audit_images, np.random.default_rng(AUDIT_SEED))
-        image_data.write_dataset(folder / "audit", attributes, seed=AUDIT_SEED)
-        (folder / "audit" / "built.json").write_text(json.dumps(audit_stamp))
-        log(f"wrote {params.audit_images} audit images")
+    audit = folder / audit_folder(audit_seed)
+    manifest = audit / "manifest.csv"
+    audit_stamp = {"n": params.audit_images, "seed": audit_seed}
+    if not (manifest.is_file() and _stamped(audit / "built.json", audit_stamp)):
+        attributes = image_data.sample_attributes(params.audit_images, np.random.default_rng(audit_seed))
+        image_data.write_dataset(audit, attributes, seed=audit_seed)
+        (audit / "built.json").write_text(json.dumps(audit_stamp))
+        log(f"wrote {params.audit_images} audit images (seed {audit_seed})")
     cnn = folder / "cnn.safetensors"
     cnn_stamp = {"n": params.cnn_images, "epochs": params.cnn_epochs, "planted": list(image_model.PLANTED)}
     if not (cnn.is_file() and _stamped(folder / "cnn.json", cnn_stamp)):
@@ -115,7 +127,7 @@ def build(folder: Path = CACHE, scale: str = "full", *, log=print) -> BenchData:
         (folder / "cnn.json").write_text(json.dumps(cnn_stamp))
         _record_time(folder, "CNN training", time.perf_counter() - started)
         log(f"CNN trained in {time.perf_counter() - started:.0f} s")
-    return BenchData(folder, scale, clip, manifest, cnn)
+    return BenchData(folder, scale, clip, manifest, cnn, audit_seed)
 
 
 def image_release(data: BenchData, *, model: str = "shapes-cnn", version: str = "v1"):

@@ -187,17 +187,22 @@ def caption(row: dict | pd.Series, rng: np.random.Generator) -> str:
     return template.format(np=np_, where=where)
 
 
+def scene_seed(seed: int, index: int) -> int:
+    """The drawing seed of image `index` of a set drawn with `seed`."""
+    return seed * 1_000_003 + index
+
+
 def write_dataset(root: Path, attributes: pd.DataFrame, *, seed: int, prefix: str = "img") -> Path:
     """PNGs of every row under `root/images/` and `root/manifest.csv`; returns the manifest path.
 
     The manifest has id, path (relative to it), label (the shape) and the boolean attributes.
-    Image i is drawn with seed `seed * 1_000_003 + i`, so the set is reproducible.
+    Image i is drawn with seed `scene_seed(seed, i)`, so the set is reproducible.
     """
     (root / "images").mkdir(parents=True, exist_ok=True)
     rows = []
     for i, row in enumerate(attributes.to_dict("records")):
         path = Path("images") / f"{prefix}-{i:05d}.png"
-        draw_scene(row, seed * 1_000_003 + i).save(root / path)
+        draw_scene(row, scene_seed(seed, i)).save(root / path)
         rows.append({"id": f"{prefix}-{i:05d}", "path": path.as_posix(), "label": row["shape"],
                      **{k: bool(row[k]) for k in BOOL_ATTRIBUTES}})
     manifest = root / "manifest.csv"
@@ -207,4 +212,4 @@ def write_dataset(root: Path, attributes: pd.DataFrame, *, seed: int, prefix: st
 
 def render(attributes: pd.DataFrame, *, seed: int) -> list[Image.Image]:
     """The images of `attributes` in memory (same seeding as `write_dataset`)."""
-    return [draw_scene(row, seed * 1_000_003 + i) for i, row in enumerate(attributes.to_dict("records"))]
+    return [draw_scene(row, scene_seed(seed, i)) for i, row in enumerate(attributes.to_dict("records"))]
