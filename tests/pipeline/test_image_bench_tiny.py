@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
@@ -101,5 +102,45 @@ def test_tiny_image_benchmark_audits_through_the_flow(prefect_server, s3_store, 
     reference = image_heads.training_kendall(data)
     assert -1 <= reference <= 1
     table = image_heads.variant_lines(variants, ("knn", base["knn"]["spearman"]), members=2, reference=reference)
-    assert len(table) == 4 + len(image_heads.VARIANTS) and all(f"| {v} |" in "\n".join(table) for v in variants)
+    assert len(table) == 6 + len(image_heads.VARIANTS) and all(f"| {v} |" in "\n".join(table) for v in variants)
     assert "1 seed each, 2 members" in table[0] and f"held-out Kendall of {reference:.2f}" in table[0]
+    default = next(line for line in table if line.startswith("| default (60 epochs) |")).split(" | ")
+    row = variants["default (60 epochs)"][0]
+    meets = row["spearman"] > base["knn"]["spearman"] and row["kendall"] >= 0.6 and row["sign_accuracy"] >= 0.85
+    assert default[5] == f"{int(meets)} of 1"  # the "all three targets" column counts this seed or not
+    assert set(row["wrong_signs"]) <= set(image_data.BOOL_ATTRIBUTES)
+    assert len(row["wrong_signs"]) == round((1 - row["sign_accuracy"]) * len(image_data.BOOL_ATTRIBUTES))
+    assert default[6] == (", ".join(f"{a} 1" for a in row["wrong_signs"]) or "none")
+    subspace = [v for v, (_, t) in image_heads.VARIANTS.items() if t == "subspace"]
+    kept = variants[subspace[0]][0]
+    assert 1 <= kept["directions"] < kept["dim"] == encoder.dim  # the tiny images vary along few directions
+    assert table[-1].startswith("Principal directions the top-directions variant kept") and f"{kept['directions']} of {kept['dim']}" in table[-1]
+
+
+def test_a_second_audit_set_is_other_scenes_of_the_same_world(prefect_server, dask_cluster, tiny,
+                                                              tmp_path: Path) -> None:
+    """`build(..., audit_seed=s)` draws another audit set beside the first (same CLIP, same CNN,
+    the first set untouched), and `audit_second` audits it through the same flow."""
+    import argparse
+
+    first = tiny.manifest.read_bytes()
+    second = image_bench_data.build(tiny.folder.parent, "tiny", audit_seed=7, log=lambda _: None)
+    assert second.audit_seed == 7 and second.manifest.parent.name == "audit-seed7"
+    assert second.clip == tiny.clip and second.cnn_weights == tiny.cnn_weights
+    assert tiny.manifest.read_bytes() == first
+    rows_first = pd.read_csv(tiny.manifest)[list(image_data.BOOL_ATTRIBUTES)]
+    rows_second = pd.read_csv(second.manifest)[list(image_data.BOOL_ATTRIBUTES)]
+    assert len(rows_first) == len(rows_second) and not rows_first.equals(rows_second)
+    with pytest.raises(ValueError, match="audit_seed must be a non-negative integer"):
+        image_bench_data.build(tiny.folder.parent, "tiny", audit_seed=-1)
+
+    args = argparse.Namespace(members=2, shard_size=100)
+    out = bench_image.audit_second(second, tmp_path, args, dask_cluster.scheduler_address)
+    assert out["seed"] == 7 and out["n"] == len(rows_second) and 0 < out["n_test"] < out["n"]
+    assert out["center"]["gap"] == "center" and "rank-mlp" in out["center"]["spearman"]
+    data = out.pop("data")
+    assert len(data["X"]) == len(data["attributes"]) == out["n"]
+    out["baselines"] = {"knn": {"spearman": 0.5}, "ridge": {"spearman": -0.2}}
+    lines = bench_image.second_audit_lines(out, members=2)
+    assert lines[0].startswith("Second audit set (seed 7)") and "knn 0.500" in lines[0]
+    assert "Spearman above the best baseline" in lines[0] and len(lines) == 1  # no variants measured
