@@ -13,7 +13,7 @@ each step skipped when its output and a `built.json` stamp of the same parameter
 and `tiny` (a few hundred images and seconds of training, for the end-to-end test).
 `image_release(data)` is the release that audits the CNN on the audit set with that CLIP.
 
-Run: `python benchmarks/image_bench_data.py [--scale full|tiny] [--folder DIR]`.
+Run: `python benchmarks/image_bench_data.py [--scale full|tiny] [--folder DIR] [--audit-seed S]`.
 """
 
 from __future__ import annotations
@@ -158,8 +158,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--scale", default="full", choices=sorted(SCALES))
     ap.add_argument("--folder", type=Path, default=CACHE)
+    ap.add_argument("--audit-seed", type=int, default=AUDIT_SEED,
+                    help="seed of the audit set to build beside the CLIP and the CNN")
     args = ap.parse_args()
-    data = build(args.folder, args.scale)
+    data = build(args.folder, args.scale, audit_seed=args.audit_seed)
     print(json.dumps({k: str(v) for k, v in asdict(data).items()}, indent=2))
     print(f"encoder spec: {data.clip.spec}")
 

@@ -85,8 +85,9 @@ def test_tiny_image_benchmark_audits_through_the_flow(prefect_server, s3_store, 
     assert data["loss"].std() > 0 and 0 < data["test"].mean() < 1
     gap = bench_image.modality_gap(data, encoder)
     assert -1 <= gap["own_centred"] <= 1 and gap["centroid_distance"] > 0
-    base = bench_image.baseline_scores(data, encoder)
-    assert set(base) == {"ridge", "knn", "error-direction"}
+    base, base_pred = bench_image.fit_baselines(data, encoder)
+    assert set(base) == set(base_pred) == {"ridge", "knn", "error-direction"}
+    assert all(len(p) == data["test"].sum() for p in base_pred.values())
     assert all(-1 <= v["spearman"] <= 1 and 0 <= v["sign_accuracy"] <= 1 for v in base.values())
     zero_shot = image_clip.zero_shot_accuracy(
         encoder, image_data.render(data["attributes"].head(60), seed=5), data["attributes"].head(60))
@@ -94,7 +95,7 @@ def test_tiny_image_benchmark_audits_through_the_flow(prefect_server, s3_store, 
     assert all(0.0 <= v <= 1.0 for v in zero_shot.values())
 
     variants = image_heads.head_variants(data, bench_image.audit_phrases(cfg, encoder), (0,), members=2,
-                                         log=lambda _: None)
+                                         baseline_pred=base_pred["knn"], log=lambda _: None)
     assert set(variants) == set(image_heads.VARIANTS)
     for rows in variants.values():
         assert len(rows) == 1 and -1 <= rows[0]["spearman"] <= 1 and 0 <= rows[0]["sign_accuracy"] <= 1
@@ -111,9 +112,12 @@ def test_tiny_image_benchmark_audits_through_the_flow(prefect_server, s3_store, 
     assert set(row["wrong_signs"]) <= set(image_data.BOOL_ATTRIBUTES)
     assert len(row["wrong_signs"]) == round((1 - row["sign_accuracy"]) * len(image_data.BOOL_ATTRIBUTES))
     assert default[6] == (", ".join(f"{a} 1" for a in row["wrong_signs"]) or "none")
+    gain, low, high = row["gain"]  # Spearman gain over kNN's own held-out predictions
+    assert gain == pytest.approx(row["spearman"] - base["knn"]["spearman"], abs=1e-9) and low <= gain <= high
+    assert default[8] == f"{gain:+.3f} ({low:+.3f} to {high:+.3f}) |"
     subspace = [v for v, (_, t) in image_heads.VARIANTS.items() if t == "subspace"]
     kept = variants[subspace[0]][0]
-    assert 1 <= kept["directions"] < kept["dim"] == encoder.dim  # the tiny images vary along few directions
+    assert 1 <= kept["directions"] <= kept["dim"] == encoder.dim
     assert table[-1].startswith("Principal directions the top-directions variant kept") and f"{kept['directions']} of {kept['dim']}" in table[-1]
 
 
@@ -131,8 +135,9 @@ def test_a_second_audit_set_is_other_scenes_of_the_same_world(prefect_server, da
     rows_first = pd.read_csv(tiny.manifest)[list(image_data.BOOL_ATTRIBUTES)]
     rows_second = pd.read_csv(second.manifest)[list(image_data.BOOL_ATTRIBUTES)]
     assert len(rows_first) == len(rows_second) and not rows_first.equals(rows_second)
-    with pytest.raises(ValueError, match="audit_seed must be a non-negative integer"):
-        image_bench_data.build(tiny.folder.parent, "tiny", audit_seed=-1)
+    for bad in (-1, True, 2.0):
+        with pytest.raises(ValueError, match="audit_seed must be a non-negative integer"):
+            image_bench_data.build(tiny.folder.parent, "tiny", audit_seed=bad)
 
     args = argparse.Namespace(members=2, shard_size=100)
     out = bench_image.audit_second(second, tmp_path, args, dask_cluster.scheduler_address)
@@ -140,7 +145,10 @@ def test_a_second_audit_set_is_other_scenes_of_the_same_world(prefect_server, da
     assert out["center"]["gap"] == "center" and "rank-mlp" in out["center"]["spearman"]
     data = out.pop("data")
     assert len(data["X"]) == len(data["attributes"]) == out["n"]
-    out["baselines"] = {"knn": {"spearman": 0.5}, "ridge": {"spearman": -0.2}}
-    lines = bench_image.second_audit_lines(out, members=2)
-    assert lines[0].startswith("Second audit set (seed 7)") and "knn 0.500" in lines[0]
-    assert "Spearman above the best baseline" in lines[0] and len(lines) == 1  # no variants measured
+    # judged against its own best baseline: below every baseline, then above every one
+    for best, verdict in ((1.0, "Spearman above the best baseline **not met**"),
+                          (-1.0, "Spearman above the best baseline met")):
+        out["baselines"] = {"knn": {"spearman": best}, "ridge": {"spearman": best - 0.5}}
+        lines = bench_image.second_audit_lines(out, members=2)
+        assert lines[0].startswith("Second audit set (seed 7)") and f"knn {best:.3f}" in lines[0]
+        assert verdict in lines[0] and len(lines) == 1  # no variants measured

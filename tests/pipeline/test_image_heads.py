@@ -91,3 +91,90 @@ def test_wrong_signs_counts_each_attribute_over_the_seeds() -> None:
     assert image_heads.wrong_signs(rows) == "striped 2, two 1"  # in BOOL_ATTRIBUTES order
     assert image_heads.wrong_signs([{"wrong_signs": []}]) == "none"
     assert image_heads.wrong_signs([{"spearman": 0.5}]) == "n/a"  # results saved before the record
+
+
+def test_spearman_gain_is_paired_and_its_interval_covers_what_noise_allows() -> None:
+    rng = np.random.default_rng(0)
+    truth = rng.normal(size=600)
+    good = truth + 0.3 * rng.normal(size=600)
+    worse = truth + 1.0 * rng.normal(size=600)
+    gain, low, high = image_heads.spearman_gain(good, worse, truth)
+    assert low > 0 and low < gain < high  # clearly better: the whole interval is above 0
+    same = image_heads.spearman_gain(good, good, truth)
+    assert same == (0.0, 0.0, 0.0)  # paired: the same predictions gain exactly nothing on any resample
+    a, b = (truth + 0.5 * rng.normal(size=600) for _ in range(2))  # equally good, independent errors
+    _, low, high = image_heads.spearman_gain(a, b, truth)
+    assert low < 0 < high
+    assert image_heads.gain_cell({"gain": (0.0081, -0.0031, 0.019)}) == "+0.008 (-0.003 to +0.019)"
+    assert image_heads.gain_cell({}) == "n/a"
+    with pytest.raises(ValueError, match="same length"):
+        image_heads.spearman_gain(good, worse[:10], truth)
+
+
+def _fit(spearman: float, kendall: float, sign: float) -> dict:
+    return {"spearman": spearman, "kendall": kendall, "sign_accuracy": sign,
+            "wrong_signs": [] if sign == 1.0 else ["striped"]}
+
+
+def test_transfer_lines_say_what_carried_to_the_second_audit_set() -> None:
+    subspace = next(v for v, (_, t) in image_heads.VARIANTS.items() if t == "subspace")
+    first = {"default (60 epochs)": [_fit(0.80, 0.73, 1.0)] * 2,
+             subspace: [_fit(0.84, 0.60, 1.0), _fit(0.84, 0.73, 1.0)],
+             "max_epochs 300": [_fit(0.84, 0.33, 0.67)] * 2}
+    second = {"default (60 epochs)": [_fit(0.78, 0.87, 1.0)] * 2,
+              subspace: [_fit(0.82, 0.60, 1.0), _fit(0.82, 0.47, 0.83)],
+              "max_epochs 300": [_fit(0.82, 0.73, 0.83)] * 2}
+    lines = image_heads.transfer_lines(first, second, baselines=(0.834, 0.799))
+    text = "\n".join(lines)
+    assert "met all three head targets on 2 of 2 seeds" in text and "on the second set on 1 of 2" in text
+    assert "on 2 of those 3 seeds the Kendall target is met at exactly 0.60" in text
+    assert "wrong signs: striped 1" in text
+    assert "interval above 0" not in text  # no gains recorded, no claim about them
+    assert lines[-1] == (f"Variants above the best baseline on every seed of both audit sets: `{subspace}`, "
+                         "`max_epochs 300`; of those, with every attribute sign right on every seed of both: "
+                         "none. So no default changed.")
+    second[subspace] = [_fit(0.82, 0.73, 1.0)] * 2
+    assert "a candidate for the default" in image_heads.transfer_lines(first, second, baselines=(0.834, 0.799))[-1]
+    # (gain, low, high) per variant in dict order: default, top directions, max_epochs 300
+    intervals = {id(first): [(-0.03, -0.05, -0.01), (0.02, 0.004, 0.03), (0.006, -0.004, 0.016)],
+                 id(second): [(-0.02, -0.04, 0.001), (0.02, 0.005, 0.035), (0.021, 0.001, 0.04)]}
+    for results in (first, second):
+        for v, g in zip(results, intervals[id(results)]):
+            results[v] = [{**r, "gain": g} for r in results[v]]
+    last = image_heads.transfer_lines(first, second, baselines=(0.834, 0.799))[-1]
+    assert f"first audit set `{subspace}`; second `{subspace}`, `max_epochs 300`." in last
+
+
+def test_second_audit_seed_may_not_be_the_first() -> None:
+    import bench_image
+
+    bench_image.check_second_seed(3, 11)
+    bench_image.check_second_seed(3, -1)  # none
+    with pytest.raises(SystemExit, match="first audit set's own seed"):
+        bench_image.check_second_seed(3, 3)
+
+
+def test_fit_variant_names_the_attributes_whose_sign_it_got_wrong() -> None:
+    """A loss planted along one axis per attribute, phrases on those axes: with the phrase pair of
+    one attribute swapped, exactly that attribute comes out with the wrong sign."""
+    import image_data
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    n, dim = 800, 16
+    attrs = pd.DataFrame({a: rng.random(n) < 0.5 for a in image_data.BOOL_ATTRIBUTES})
+    effect = np.array([1.0, -1.0, 0.8, -0.8, 1.2, -1.2])
+    signs = np.where(attrs.to_numpy(), 1.0, -1.0)
+    X = np.concatenate([signs + 0.3 * rng.normal(size=(n, 6)), 0.3 * rng.normal(size=(n, dim - 6))], axis=1)
+    data = {"X": X.astype(np.float32), "loss": signs @ effect + 0.2 * rng.normal(size=n),
+            "test": rng.random(n) < 0.3, "attributes": attrs}
+    axes = np.eye(dim, dtype=np.float32)
+    phrases = {p: (axes[i] if j == 0 else -axes[i])
+               for i, a in enumerate(image_data.BOOL_ATTRIBUTES)
+               for j, p in enumerate(image_data.ATTRIBUTE_PHRASES[a])}
+    right = image_heads.fit_variant(data, phrases, kwargs={}, transform=None, seed=0, members=2)
+    assert right["wrong_signs"] == [] and right["sign_accuracy"] == 1.0
+    yes, no = image_data.ATTRIBUTE_PHRASES["two"]
+    phrases[yes], phrases[no] = phrases[no], phrases[yes]
+    swapped = image_heads.fit_variant(data, phrases, kwargs={}, transform=None, seed=0, members=2)
+    assert swapped["wrong_signs"] == ["two"] and swapped["sign_accuracy"] == pytest.approx(5 / 6)
