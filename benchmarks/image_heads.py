@@ -185,7 +185,7 @@ def wrong_signs(rows: list[dict[str, Any]]) -> str:
 
 def _meets(row: dict[str, Any], baseline: float, kendall_target: float, sign_target: float) -> bool:
     """Whether one fit met all three head targets."""
-    return (row["spearman"] > baseline and row["kendall"] >= kendall_target
+    return (row["spearman"] > baseline and row["kendall"] >= kendall_target - 1e-9  # 9/15 may round under 0.6
             and row["sign_accuracy"] >= sign_target)
 
 
@@ -193,8 +193,9 @@ def transfer_lines(first: dict[str, list[dict[str, Any]]], second: dict[str, lis
                    baselines: tuple[float, float], kendall_target: float = 0.6,
                    sign_target: float = 0.85) -> list[str]:
     """What carried from the first audit set to the second: the top-directions variant (whose rule
-    was picked on the first) on both, and which variants beat the best baseline on every seed of
-    both sets, and with every sign right. `baselines`: the best baseline's Spearman on each set."""
+    was picked on the first) on both, which variants beat the best baseline on every seed of both
+    sets and which of those met all three head targets on every seed, and which gains are clear of
+    resampling noise. `baselines`: the best baseline's Spearman on each set."""
     subspace = next((v for v, (_, t) in VARIANTS.items() if t == "subspace"), None)
     lines = []
     if subspace in first and subspace in second:
@@ -206,36 +207,43 @@ def transfer_lines(first: dict[str, list[dict[str, Any]]], second: dict[str, lis
                 wrong_signs(rows)
 
         (n1, e1, k1, w1), (n2, e2, k2, w2) = figures(first, baselines[0]), figures(second, baselines[1])
-        seeds = len(first[subspace])
+        pairs = len(image_data.BOOL_ATTRIBUTES) * (len(image_data.BOOL_ATTRIBUTES) - 1) // 2
+        cap = VARIANTS[subspace][0].get("max_epochs", "the default")
         lines.append(
             f"`{subspace}` centres the embeddings, drops every principal direction outside the fewest "
             f"that hold {SUBSPACE_SHARE:.1%} of the training images' variance (the images hardly vary "
             "along the rest, so those directions tell the heads little about the loss, yet a phrase's "
-            "component along them moves its score), partly whitens the rest, and lets early stopping "
-            "run to its own end. Its rule was picked after looking at the first audit set. There it met "
-            f"all three head targets on {n1} of {seeds} seeds (attribute Kendall {k1}; wrong signs: {w1}), "
-            f"on the second set on {n2} of {seeds} (Kendall {k2}; wrong signs: {w2})"
+            f"component along them moves its score), partly whitens the rest, and trains up to {cap} "
+            "epochs with early stopping. Its rule was picked after looking at the first audit set. There "
+            f"it met all three head targets on {n1} of {len(first[subspace])} seeds (attribute Kendall "
+            f"{k1}; wrong signs: {w1}), on the second set on {n2} of {len(second[subspace])} (Kendall {k2}; "
+            f"wrong signs: {w2})"
             + (f"; on {e1 + e2} of those {n1 + n2} seeds the Kendall target is met at exactly "
-               f"{kendall_target:.2f}, where one swapped pair of the 15 decides it" if e1 + e2 else "") + ".")
+               f"{kendall_target:.2f}, where one swapped pair of the {pairs} decides it" if e1 + e2 else "")
+            + ".")
         lines.append("")
     common = [v for v in first if v in second]
     above = [v for v in common if all(r["spearman"] > baselines[0] for r in first[v])
              and all(r["spearman"] > baselines[1] for r in second[v])]
-    clean = [v for v in above if all(r["sign_accuracy"] == 1.0 for r in first[v] + second[v])]
+    clean = [v for v in above if all(_meets(r, b, kendall_target, sign_target)
+                                     for rows, b in ((first[v], baselines[0]), (second[v], baselines[1]))
+                                     for r in rows)]
     lines.append("Variants above the best baseline on every seed of both audit sets: "
-                 + (", ".join(f"`{v}`" for v in above) or "none") + "; of those, with every attribute "
-                 "sign right on every seed of both: " + (", ".join(f"`{v}`" for v in clean) or "none")
+                 + (", ".join(f"`{v}`" for v in above) or "none") + "; of those, meeting all three head "
+                 "targets on every seed of both: " + (", ".join(f"`{v}`" for v in clean) or "none")
                  + (". So no default changed." if not clean else ": a candidate for the default, which "
                     "would still need the text benchmarks rerun."))
 
     def significant(results: dict[str, list[dict[str, Any]]]) -> str:
         rows = [v for v in common if "gain" in results[v][0] and results[v][0]["gain"][1] > 0]
         return ", ".join(f"`{v}`" for v in rows) or "none"
-    if all("gain" in first[v][0] and "gain" in second[v][0] for v in common):
+    if common and all(results[v] and "gain" in results[v][0] for results in (first, second) for v in common):
+        halves = [(results[v][0]["gain"][2] - results[v][0]["gain"][1]) / 2
+                  for results in (first, second) for v in common]
         lines += ["", "Variants whose Spearman gain over the best baseline has a 95 % paired bootstrap "
                   f"interval above 0 (first seed): first audit set {significant(first)}; second "
-                  f"{significant(second)}. Gains of about 0.01 or less are within what resampling "
-                  "the held-out rows moves (the intervals in the tables)."]
+                  f"{significant(second)}. The intervals' half-widths are {min(halves):.3f}-{max(halves):.3f}: "
+                  "a gain smaller than that is within what resampling the held-out rows moves."]
     return lines
 
 

@@ -117,7 +117,12 @@ def test_tiny_image_benchmark_audits_through_the_flow(prefect_server, s3_store, 
     assert default[8] == f"{gain:+.3f} ({low:+.3f} to {high:+.3f}) |"
     subspace = [v for v, (_, t) in image_heads.VARIANTS.items() if t == "subspace"]
     kept = variants[subspace[0]][0]
-    assert 1 <= kept["directions"] <= kept["dim"] == encoder.dim
+    assert kept["dim"] == encoder.dim
+    unit = data["X"] / np.linalg.norm(data["X"], axis=1, keepdims=True)
+    centred = unit - unit[~data["test"]].mean(axis=0)
+    centred /= np.linalg.norm(centred, axis=1, keepdims=True)
+    share = np.cumsum(np.sort(np.linalg.eigvalsh(np.cov(centred[~data["test"]].T)))[::-1])
+    assert kept["directions"] == int(np.argmax(share / share[-1] >= image_heads.SUBSPACE_SHARE - 1e-12)) + 1
     assert table[-1].startswith("Principal directions the top-directions variant kept") and f"{kept['directions']} of {kept['dim']}" in table[-1]
 
 

@@ -131,9 +131,11 @@ def test_transfer_lines_say_what_carried_to_the_second_audit_set() -> None:
     assert "wrong signs: striped 1" in text
     assert "interval above 0" not in text  # no gains recorded, no claim about them
     assert lines[-1] == (f"Variants above the best baseline on every seed of both audit sets: `{subspace}`, "
-                         "`max_epochs 300`; of those, with every attribute sign right on every seed of both: "
+                         "`max_epochs 300`; of those, meeting all three head targets on every seed of both: "
                          "none. So no default changed.")
-    second[subspace] = [_fit(0.82, 0.73, 1.0)] * 2
+    second[subspace] = [_fit(0.82, 0.47, 1.0)] * 2  # every sign right, but Kendall under its target
+    assert "So no default changed" in image_heads.transfer_lines(first, second, baselines=(0.834, 0.799))[-1]
+    second[subspace] = [_fit(0.82, 0.6 - 1e-12, 1.0)] * 2  # 9/15 as kendalltau may round it: met
     assert "a candidate for the default" in image_heads.transfer_lines(first, second, baselines=(0.834, 0.799))[-1]
     # (gain, low, high) per variant in dict order: default, top directions, max_epochs 300
     intervals = {id(first): [(-0.03, -0.05, -0.01), (0.02, 0.004, 0.03), (0.006, -0.004, 0.016)],
@@ -143,6 +145,7 @@ def test_transfer_lines_say_what_carried_to_the_second_audit_set() -> None:
             results[v] = [{**r, "gain": g} for r in results[v]]
     last = image_heads.transfer_lines(first, second, baselines=(0.834, 0.799))[-1]
     assert f"first audit set `{subspace}`; second `{subspace}`, `max_epochs 300`." in last
+    assert "half-widths are 0.010-0.021" in last
 
 
 def test_second_audit_seed_may_not_be_the_first() -> None:
