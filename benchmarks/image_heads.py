@@ -14,8 +14,8 @@ whitening` divides each principal direction of the centred image embeddings by t
 of its std (and maps the centred phrases the same way); the diagnoser then runs with gap="none"
 on those already centred rows. `top directions` does the same and also drops every principal
 direction outside the fewest that hold `SUBSPACE_SHARE` of the image variance: directions along
-which the training images hardly vary tell the heads little about the loss, yet a phrase's
-component along them moves its score (the rule was picked after seeing the first audit set, so
+which the training images hardly vary constrain the heads little, while a phrase's component
+along them can still move its score (the reasoning behind it, not a measurement; the rule was picked after seeing the first audit set, so
 the second audit set, `bench_image.py --second-audit-seed`, is its check).
 """
 
@@ -211,9 +211,9 @@ def transfer_lines(first: dict[str, list[dict[str, Any]]], second: dict[str, lis
         cap = VARIANTS[subspace][0].get("max_epochs", "the default")
         lines.append(
             f"`{subspace}` centres the embeddings, drops every principal direction outside the fewest "
-            f"that hold {SUBSPACE_SHARE:.1%} of the training images' variance (the images hardly vary "
-            "along the rest, so those directions tell the heads little about the loss, yet a phrase's "
-            f"component along them moves its score), partly whitens the rest, and trains up to {cap} "
+            f"that hold {SUBSPACE_SHARE:.1%} of the training images' variance (the reasoning: the images "
+            "hardly vary along the rest, so the training data constrain the heads little there, while a "
+            f"phrase's component along them can still move its score), partly whitens the rest, and trains up to {cap} "
             "epochs with early stopping. Its rule was picked after looking at the first audit set. There "
             f"it met all three head targets on {n1} of {len(first[subspace])} seeds (attribute Kendall "
             f"{k1}; wrong signs: {w1}), on the second set on {n2} of {len(second[subspace])} (Kendall {k2}; "
