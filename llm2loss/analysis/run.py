@@ -94,7 +94,8 @@ def _fit_all(X_train: np.ndarray, loss_train: np.ndarray, settings: AuditSetting
             loss = None if objective == "familiarity" else loss_train
             diagnoser.fit(X_train, loss, text_reference=text_reference)
             records[name] = {"objective": objective, "arch": arch, "n_members": spec.n_members,
-                             "gap": gap, "epochs": diagnoser.n_epochs_,
+                             "gap": gap, "text_readout": diagnoser.text_readout_,
+                             "epochs": diagnoser.n_epochs_,
                              "fit_seconds": time.perf_counter() - started}
             diagnosers[name] = diagnoser
     return diagnosers, records

@@ -31,7 +31,8 @@ METRICS_SCHEMA: dict[str, str] = {
     "stage times (filled by the pipeline; see llm2loss.report for the keys)",
     "data": "n_train, n_test, dim, modality, gap, held-out mean/median loss and error rate",
     "settings": "the AuditSettings of the audit",
-    "diagnosers": "per fitted diagnoser: objective, arch, n_members, gap, epochs, fit seconds",
+    "diagnosers": "per fitted diagnoser: objective, arch, n_members, gap, text_readout (how phrases "
+                  "are scored: heads or linear), epochs, fit seconds",
     "primary": "which diagnoser speaks for loss estimates and which for familiarity",
     "validity": "Table 2: per loss diagnoser, correlations of predicted and true held-out loss; "
     "members as mean/std (and median p), ensemble mean and median aggregation as r and p",

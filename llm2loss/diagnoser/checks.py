@@ -104,22 +104,27 @@ def real_array(values: Any, name: str) -> np.ndarray:
     return arr
 
 
-def expected_shapes(n_members: int, dim: int, arch: str, hidden: int) -> dict[str, tuple[int, ...]]:
+def expected_shapes(n_members: int, dim: int, arch: str, hidden: int,
+                    readout: bool = False) -> dict[str, tuple[int, ...]]:
     """Shapes of the tensors `LossDiagnoser.save` writes for these sizes (param.i in the order of
-    `MemberHeads.parameters()`: the weights of each layer, then the biases)."""
+    `MemberHeads.parameters()`: the weights of each layer, then the biases; `readout`: the linear
+    readout's weights and biases too)."""
     widths = [dim, hidden, 1] if arch == "mlp" else [dim, 1]
     layers = list(zip(widths[:-1], widths[1:]))
     shapes = [(n_members, fan_in, fan_out) for fan_in, fan_out in layers]
     shapes += [(n_members, 1, fan_out) for _, fan_out in layers]
     out = {f"param.{i}": s for i, s in enumerate(shapes)}
     out.update(data_mean=(dim,), member_center=(n_members,), member_scale=(n_members,))
+    if readout:
+        out.update(readout_weight=(n_members, dim), readout_bias=(n_members,))
     return out
 
 
-def check_saved_shapes(weights_file: Path, n_members: int, dim: int, arch: str, hidden: int) -> None:
+def check_saved_shapes(weights_file: Path, n_members: int, dim: int, arch: str, hidden: int,
+                       readout: bool = False) -> None:
     """WeightsError unless the safetensors header holds exactly the tensors these sizes need
-    (text_mean optional). Reads the header only."""
-    expected = expected_shapes(n_members, dim, arch, hidden)
+    (text_mean optional; the linear readout's exactly when `readout`). Reads the header only."""
+    expected = expected_shapes(n_members, dim, arch, hidden, readout)
     try:
         with safe_open(str(weights_file), framework="np") as f:
             found = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}  # noqa: SIM118
@@ -131,14 +136,16 @@ def check_saved_shapes(weights_file: Path, n_members: int, dim: int, arch: str, 
         wrong = sorted(k for k in set(found) | set(expected) if found.get(k) != expected.get(k))
         raise WeightsError(
             f"{weights_file} does not match its diagnoser.json (n_members={n_members}, dim={dim}, "
-            f"arch={arch!r}, hidden={hidden}; tensors {wrong[:4]} differ): the files were changed "
+            f"arch={arch!r}, hidden={hidden}, linear readout {readout}; tensors {wrong[:4]} "
+            "differ): the files were changed "
             "after saving; save the diagnoser again"
         )
 
 
 def check_saved_vectors(tensors: dict[str, np.ndarray], where: Path) -> None:
     """WeightsError unless the saved means, centres and scales are finite (scales > 0)."""
-    for name in ("data_mean", "text_mean", "member_center", "member_scale"):
+    for name in ("data_mean", "text_mean", "member_center", "member_scale", "readout_weight",
+                 "readout_bias"):
         value = tensors.get(name)
         if value is not None and not np.isfinite(value).all():
             raise WeightsError(f"saved diagnoser at {where}: {name} holds NaN or inf; save it again")

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from llm2loss.devices import resolve_device
-from llm2loss.diagnoser import persistence, scoring, training
+from llm2loss.diagnoser import persistence, readout, scoring, training
 from llm2loss.diagnoser.checks import check_choice, check_matrix, check_positive_int
 from llm2loss.diagnoser.heads import ARCHS
 from llm2loss.diagnoser.objectives import NEGATIVES, OBJECTIVES
@@ -78,17 +78,27 @@ class LossDiagnoser:
         phrases sit, they follow the linear extrapolation. It orders the reference phrases as a
         whole long before it orders close phrase pairs: on the image benchmark (benchmarks/
         RESULTS.md `## Image`) weight 1 at 60 epochs got 4-5 of 6 attribute signs wrong, and at
-        300 epochs one of 6 on 3 of 4 seeds. Fitting with it warns.
+        300 epochs one of 6 on 3 of 4 seeds. Fitting with it warns. It trains what the heads
+        say at the phrases, so it needs text_readout="heads" where "auto" would read them linearly.
     bootstrap: True trains each member on its own bootstrap resample of the training rows, so
         the members' spread also reflects how much the answer depends on the data drawn. Off by
         default, by measurement (benchmarks/bench_trust.py): it did not make P better calibrated
         across the data sets, changed no verdict, and cost held-out Spearman on one. Verdicts do
         not rest on P alone (`llm2loss.verdicts`).
+    text_readout: how text-space queries (phrases) are scored: "heads" (the heads at the phrase's
+        point, as in the paper), "linear" (each member's ridge fit of its own scores on the rows
+        it was fitted on: the heads' best linear approximation over the data, not their value at
+        one point off the images' manifold) or "auto" (default: "linear" for rank/regress MLPs
+        with gap="center", else "heads"). Data rows are always scored with the heads. A saved
+        diagnoser records the readout it was fitted with. Why, and what it measured:
+        `llm2loss.diagnoser.readout`.
 
     Fitted attributes: dim_, data_mean_, text_mean_ (None without text_reference), heads_,
     device_, n_epochs_ (epochs run), validation_scores_ (per member at its best epoch: Spearman
     for rank, MSE of the standardised target for regress, 1 - AUROC for familiarity; None
-    without early stopping), member_center_/member_scale_, target_mean_/target_std_.
+    without early stopping), member_center_/member_scale_, target_mean_/target_std_,
+    text_readout_ ("heads" or "linear", what "auto" became), readout_weight_ (K, dim) and
+    readout_bias_ (K,) of the linear readout (None with "heads").
 
     The defaults were chosen by measurement on synthetic losses (benchmarks/tune_core.py, one
     setting varied at a time); no variant moved the held-out Spearman beyond the spread between
@@ -98,12 +108,12 @@ class LossDiagnoser:
 
     def __init__(self, objective: str = "rank", arch: str = "mlp", *, n_members: int = 5,
                  random_state: int = 0, gap: str = "none", device: str | None = None,
-                 hidden: int = 64, max_epochs: int = 60, batch_size: int = 256,
+                 hidden: int = 64, max_epochs: int = 300, batch_size: int = 256,
                  lr: float | None = None, weight_decay: float = 1e-2, early_stopping: bool = True,
                  patience: int = 5, validation_fraction: float = 0.15,
                  negatives: str = "random", mixed_precision: bool = False,
                  pair_group: int | None = 64, bootstrap: bool = False,
-                 phrase_anchor: float = 0.0) -> None:
+                 phrase_anchor: float = 0.0, text_readout: str = "auto") -> None:
         self.objective = objective
         self.arch = arch
         self.n_members = n_members
@@ -123,12 +133,13 @@ class LossDiagnoser:
         self.pair_group = pair_group
         self.bootstrap = bootstrap
         self.phrase_anchor = phrase_anchor
+        self.text_readout = text_readout
 
     # ------------------------------------------------------------------ parameters
     _PARAMS = ("objective", "arch", "n_members", "random_state", "gap", "device", "hidden",
                "max_epochs", "batch_size", "lr", "weight_decay", "early_stopping", "patience",
                "validation_fraction", "negatives", "mixed_precision", "pair_group", "bootstrap",
-               "phrase_anchor")
+               "phrase_anchor", "text_readout")
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
         """The constructor parameters (JSON-able). `deep` is accepted for scikit-learn's
@@ -151,6 +162,12 @@ class LossDiagnoser:
         check_choice(self.arch, ARCHS, "arch")
         check_choice(self.gap, GAPS, "gap")
         check_choice(self.negatives, NEGATIVES, "negatives")
+        check_choice(self.text_readout, readout.READOUTS, "text_readout")
+        if self.text_readout == "linear" and self.objective == "familiarity":
+            raise ValueError("text_readout='linear' applies to the loss objectives ('rank', "
+                             "'regress'): a familiarity head scores data against negatives, and a "
+                             "linear fit over the data alone says nothing about that; use 'auto' "
+                             "or 'heads'")
         for name in ("n_members", "hidden", "max_epochs", "batch_size", "patience"):
             setattr(self, name, check_positive_int(getattr(self, name), name))  # np.int64 -> int
         if self.pair_group is not None:
@@ -173,6 +190,12 @@ class LossDiagnoser:
             raise ValueError(f"phrase_anchor applies to arch 'mlp' of the loss objectives ('rank', "
                              f"'regress'), not {self.objective}-{self.arch} (a linear head is its own "
                              f"anchor): set phrase_anchor=0")
+        if self.phrase_anchor and readout.resolve(self.text_readout, self.objective, self.arch,
+                                                  self.gap) == "linear":
+            raise ValueError("phrase_anchor trains the heads at the phrases' points, but "
+                             f"text_readout={self.text_readout!r} reads phrases with the linear "
+                             f"readout here (gap={self.gap!r}), which the anchor does not train: "
+                             "set text_readout='heads' to use phrase_anchor")
         if not 0.0 < self.validation_fraction < 0.5:
             raise ValueError(f"validation_fraction must be in (0, 0.5), got "
                              f"{self.validation_fraction!r}")

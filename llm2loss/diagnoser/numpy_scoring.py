@@ -12,7 +12,9 @@ objective and gap).
 of this package, shared with the torch forward.
 
 What is covered: format `llm2loss-diagnoser/1`, arch "linear" or "mlp", objective "rank",
-"regress" or "familiarity", gap "none" or "center", float32 tensors. Anything else, and anything
+"regress" or "familiarity", gap "none" or "center", text read out by the heads or linearly
+(`readout`; a diagnoser.json without `text_readout` predates it and means "heads"), float32
+tensors. Anything else, and anything
 that fails a check, raises `NotCovered` with the reason: the caller then loads the diagnoser with
 `LossDiagnoser.load` (torch), which either covers it or reports the problem in its own words.
 So a saved diagnoser is never answered wrongly here, only more slowly there.
@@ -35,6 +37,8 @@ import numpy as np
 from llm2loss.blas import one_blas_thread
 from llm2loss.diagnoser.checks import check_positive_int, check_saved_shapes, check_saved_vectors, real_array
 from llm2loss.diagnoser.comparison import Comparison, p_higher
+from llm2loss.diagnoser.readout import READOUTS, linear_scores
+from llm2loss.diagnoser.readout import resolve as resolve_readout
 from llm2loss.diagnoser.rows import inverse_norms, normalise, text_mean
 from llm2loss.errors import DataError, Llm2LossError
 
@@ -142,6 +146,10 @@ class NumpyDiagnoser:
         self.objective = _choice(params, "objective", OBJECTIVES)
         self.arch = _choice(params, "arch", ARCHS)
         self.gap = _choice(params, "gap", GAPS)
+        readout = _choice({"text_readout": "heads", **params}, "text_readout", READOUTS)
+        if readout == "linear" and self.objective == "familiarity":
+            raise NotCovered("text_readout 'linear' with objective 'familiarity' is not a fit")
+        self.text_readout_ = resolve_readout(readout, self.objective, self.arch, self.gap)
         self.n_members = _size(params.get("n_members"), "n_members", MAX_MEMBERS)
         self.hidden = _size(params.get("hidden"), "hidden", MAX_HIDDEN)
         self.dim_ = _size(meta.get("dim"), "dim", MAX_DIM)
@@ -157,7 +165,8 @@ class NumpyDiagnoser:
         from safetensors.numpy import load_file
 
         try:  # header against diagnoser.json first: nothing is allocated for a tampered one
-            check_saved_shapes(weights_file, self.n_members, self.dim_, self.arch, self.hidden)
+            check_saved_shapes(weights_file, self.n_members, self.dim_, self.arch, self.hidden,
+                               self.text_readout_ == "linear")
             tensors = load_file(str(weights_file))
             check_saved_vectors(tensors, src)
         except (Llm2LossError, SafetensorError, OSError, ValueError) as exc:
@@ -175,6 +184,8 @@ class NumpyDiagnoser:
         self.text_mean_ = tensors.get("text_mean")
         self.member_center_ = tensors["member_center"]
         self.member_scale_ = tensors["member_scale"]
+        self.readout_weight_ = tensors.get("readout_weight")
+        self.readout_bias_ = tensors.get("readout_bias")
 
     def __repr__(self) -> str:
         return (f"NumpyDiagnoser(objective={self.objective!r}, arch={self.arch!r}, "
@@ -195,13 +206,19 @@ class NumpyDiagnoser:
         out = np.einsum("nkh,kh->kn", h, self._weights[1][:, :, 0]) + self._biases[1][:, :, 0]
         return out.astype(np.float32, copy=False)
 
-    def _scores(self, X: np.ndarray, mean: np.ndarray | None) -> np.ndarray:
-        """Raw member scores of checked rows: normalised (and centred on `mean`), by chunks."""
+    def _scores(self, X: np.ndarray, mean: np.ndarray | None, space: str = "data") -> np.ndarray:
+        """Raw member scores of checked rows: normalised (and centred on `mean`), by chunks; text
+        rows under the linear readout when there is one."""
         out = np.empty((self.n_members, len(X)), dtype=np.float32)
+        linear = space == "text" and self.readout_weight_ is not None
         with one_blas_thread():  # a few phrases: one thread is fastest (llm2loss.blas)
             for lo in range(0, len(X), _CHUNK_ROWS):
                 rows = np.ascontiguousarray(X[lo:lo + _CHUNK_ROWS])
-                if mean is None:
+                if linear:
+                    rows = normalise(rows) if mean is None else centre(normalise(rows), mean)
+                    out[:, lo:lo + len(rows)] = linear_scores(rows, self.readout_weight_,
+                                                              self.readout_bias_)
+                elif mean is None:
                     rows, scale = inverse_norms(rows)
                     out[:, lo:lo + len(rows)] = self._raw_scores(rows, scale)
                 else:
@@ -230,7 +247,7 @@ class NumpyDiagnoser:
     def predict_members(self, X: Any, *, space: str = "data") -> np.ndarray:
         """Every member's output, shape (n_members, n), in `LossDiagnoser`'s units."""
         rows = check_rows(X, "X", self.dim_)
-        return self._output(self._scores(rows, self._centre_for(rows, space)))
+        return self._output(self._scores(rows, self._centre_for(rows, space), space))
 
     def predict(self, X: Any, *, space: str = "data") -> np.ndarray:
         """Ensemble mean, shape (n,)."""
@@ -245,8 +262,8 @@ class NumpyDiagnoser:
         text_mean = None
         if self.gap == "center" and space == "text":
             text_mean = self._text_mean(np.concatenate([A, B]))
-        ma = self._output(self._scores(A, self._centre_for(A, space, text_mean)))
-        mb = self._output(self._scores(B, self._centre_for(B, space, text_mean)))
+        ma = self._output(self._scores(A, self._centre_for(A, space, text_mean), space))
+        mb = self._output(self._scores(B, self._centre_for(B, space, text_mean), space))
         diff = ma - mb
         return Comparison(p_higher=p_higher(diff), differences=diff,
                           quartiles=np.quantile(diff, [0.0, 0.25, 0.5, 0.75, 1.0], axis=0))

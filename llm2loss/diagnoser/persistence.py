@@ -1,9 +1,11 @@
 """Saving and loading a fitted LossDiagnoser: a folder of safetensors + JSON, never code.
 
 A saved diagnoser is a directory with `weights.safetensors` (tensors only: every head parameter
-as `param.<i>`, the data mean, the per-member centre and scale, the text mean when there is one)
-and `diagnoser.json` (format tag, constructor parameters, dimension, target transform, epochs,
-validation scores). A diagnoser may come from a store someone else can write, so loading checks
+as `param.<i>`, the data mean, the per-member centre and scale, the text mean when there is one,
+the linear readout's weights and biases when text is read out linearly) and `diagnoser.json`
+(format tag, constructor parameters, dimension, target transform, epochs, validation scores). A
+diagnoser saved before `text_readout` existed has no such parameter and loads with "heads", the
+way it answered when it was saved. A diagnoser may come from a store someone else can write, so loading checks
 the JSON against the safetensors header before allocating anything (`checks`), and any unreadable
 or inconsistent file is a WeightsError that says to save it again.
 """
@@ -23,6 +25,7 @@ from safetensors.numpy import load_file, save_file
 from llm2loss.devices import resolve_device
 from llm2loss.diagnoser.checks import check_positive_int, check_saved_shapes, check_saved_vectors
 from llm2loss.diagnoser.heads import MemberHeads
+from llm2loss.diagnoser.readout import resolve as resolve_readout
 from llm2loss.diagnoser.scoring import check_fitted
 from llm2loss.errors import ConfigError, NotFoundError, WeightsError
 
@@ -50,9 +53,14 @@ def save(d: LossDiagnoser, path: str | Path) -> Path:
     tensors["member_scale"] = d.member_scale_
     if d.text_mean_ is not None:
         tensors["text_mean"] = d.text_mean_
+    if d.readout_weight_ is not None:
+        tensors["readout_weight"] = d.readout_weight_
+        tensors["readout_bias"] = d.readout_bias_
     save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()},
               str(out / "weights.safetensors"))
-    meta = {"format": FORMAT, "params": d.get_params(), "dim": d.dim_,
+    # the readout it was fitted with, not "auto" or a later set_params: the file answers as fitted
+    params = {**d.get_params(), "text_readout": d.text_readout_}
+    meta = {"format": FORMAT, "params": params, "dim": d.dim_,
             "target_mean": d.target_mean_ if hasattr(d, "target_mean_") else 0.0,
             "target_std": d.target_std_ if hasattr(d, "target_std_") else 1.0,
             "n_epochs": d.n_epochs_,
@@ -73,13 +81,15 @@ def load(cls: type[LossDiagnoser], path: str | Path, *, device: str | None = Non
         meta = json.loads(meta_file.read_text())
         if not isinstance(meta, dict) or meta.get("format") != FORMAT:
             raise ValueError(f"format is not {FORMAT}")
-        params = dict(meta["params"])
+        params = {"text_readout": "heads", **meta["params"]}  # saved before readouts: heads
         params["device"] = device
         d = cls(**params)
         d._check_params()
         d.dim_ = check_positive_int(meta["dim"], "dim")
+        d.text_readout_ = resolve_readout(d.text_readout, d.objective, d.arch, d.gap)
+        linear = d.text_readout_ == "linear"
         # Sizes against the header first: nothing is allocated for a tampered diagnoser.json.
-        check_saved_shapes(weights_file, d.n_members, d.dim_, d.arch, d.hidden)
+        check_saved_shapes(weights_file, d.n_members, d.dim_, d.arch, d.hidden, linear)
         tensors = load_file(str(weights_file))
         check_saved_vectors(tensors, src)
         d.target_mean_ = float(meta["target_mean"])
@@ -94,6 +104,8 @@ def load(cls: type[LossDiagnoser], path: str | Path, *, device: str | None = Non
         d.text_mean_ = tensors.get("text_mean")
         d.member_center_ = tensors["member_center"]
         d.member_scale_ = tensors["member_scale"]
+        d.readout_weight_ = tensors["readout_weight"] if linear else None
+        d.readout_bias_ = tensors["readout_bias"] if linear else None
     except (ValueError, OSError, KeyError, TypeError, SafetensorError) as exc:
         raise WeightsError(f"saved diagnoser at {src} is unreadable or corrupt ({exc}); "
                            f"save it again from the fitted diagnoser") from exc

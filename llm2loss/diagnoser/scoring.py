@@ -7,7 +7,8 @@ activations freed by one chunk are then reused from the heap by the next instead
 mapped and page-faulted afresh (the measured effect is in benchmarks/RESULTS.md).
 
 `space` says where a query row comes from: "data" (the embeddings the diagnoser was fitted on)
-or "text" (phrase embeddings, which CLIP-like encoders place away from the data).
+or "text" (phrase embeddings, which CLIP-like encoders place away from the data). Text rows are
+scored with the heads, or with their linear readout when the diagnoser has one (`readout`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import torch
 from llm2loss.diagnoser.checks import check_choice, check_matrix
 from llm2loss.diagnoser.comparison import Comparison, p_higher
 from llm2loss.diagnoser.objectives import inverse_slog
+from llm2loss.diagnoser.readout import linear_scores
 from llm2loss.diagnoser.rows import centre_in_place, inverse_norms, normalise
 from llm2loss.diagnoser.rows import text_mean as rows_text_mean
 from llm2loss.errors import DataError, NotFittedError
@@ -46,7 +48,7 @@ def check_fitted(d: LossDiagnoser) -> None:
 
 def member_outputs(d: LossDiagnoser, X: Any, space: str) -> np.ndarray:
     """Every member's output (K, n) for query rows `X` from `space` (module doc)."""
-    return output(d, query_scores(d, *prepare(d, X, space)))
+    return output(d, query_scores(d, *prepare(d, X, space), space=space))
 
 
 def compare(d: LossDiagnoser, Xa: Any, Xb: Any, space: str) -> Comparison:
@@ -60,8 +62,8 @@ def compare(d: LossDiagnoser, Xa: Any, Xb: Any, space: str) -> Comparison:
     mean = None
     if d.gap == "center" and space == "text":
         mean = text_mean(d, np.concatenate([A, B]))
-    ma = output(d, query_scores(d, *prepare(d, A, space, "Xa", mean)))
-    mb = output(d, query_scores(d, *prepare(d, B, space, "Xb", mean)))
+    ma = output(d, query_scores(d, *prepare(d, A, space, "Xa", mean), space=space))
+    mb = output(d, query_scores(d, *prepare(d, B, space, "Xb", mean), space=space))
     diff = ma - mb
     return Comparison(p_higher=p_higher(diff), differences=diff,
                       quartiles=np.quantile(diff, [0.0, 0.25, 0.5, 0.75, 1.0], axis=0))
@@ -81,14 +83,29 @@ def prepare(d: LossDiagnoser, X: Any, space: str, name: str = "X",
     return X, text_mean(d, X) if mean is None else mean
 
 
-def query_scores(d: LossDiagnoser, X: np.ndarray, centre: np.ndarray | None) -> np.ndarray:
-    """Raw member scores (K, n) of checked query rows, normalised (and centred) per chunk.
+def query_scores(d: LossDiagnoser, X: np.ndarray, centre: np.ndarray | None,
+                 space: str = "data") -> np.ndarray:
+    """Raw member scores (K, n) of checked query rows, normalised (and centred) per chunk: from the
+    heads, or for text rows from the linear readout when `d` has one.
 
     Without centring, the L2 normalisation is folded into the first layer as a row scale
     (no normalised copy of the rows is made)."""
+    if space == "text" and getattr(d, "readout_weight_", None) is not None:
+        return readout_scores(d, X, centre)
     if centre is None:
         return raw_scores(d, X, scale=True)
     return raw_scores(d, X, lambda chunk: centre_in_place(normalise(chunk), centre))
+
+
+def readout_scores(d: LossDiagnoser, X: np.ndarray, centre: np.ndarray | None) -> np.ndarray:
+    """Raw member scores (K, n) of checked text rows under the linear readout, chunk by chunk."""
+    out = np.empty((d.n_members, len(X)), dtype=np.float32)
+    for lo in range(0, len(X), _PREDICT_CHUNK):
+        rows = normalise(np.ascontiguousarray(X[lo:lo + _PREDICT_CHUNK]))
+        if centre is not None:
+            rows = centre_in_place(rows, centre)
+        out[:, lo:lo + len(rows)] = linear_scores(rows, d.readout_weight_, d.readout_bias_)
+    return out
 
 
 def text_mean(d: LossDiagnoser, X: np.ndarray) -> np.ndarray:

@@ -6,7 +6,8 @@ A held-out slice of the training rows is scored after every epoch; each member k
 epoch, and training stops once every member has gone `patience` epochs without improving.
 Minibatches are gathered from the one normalised copy of the training rows through indices, so
 no shuffled copy is made. Rank members are then calibrated to one scale (mean 0, std 1 over the
-training data) so that averaging them is meaningful.
+training data) so that averaging them is meaningful, and the linear readout of text queries is
+fitted when it applies (`readout`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from llm2loss.diagnoser import readout
 from llm2loss.diagnoser.checks import check_training_targets, check_vector
 from llm2loss.diagnoser.heads import MemberHeads
 from llm2loss.diagnoser.objectives import (rank_loss, sample_negatives, slog, training_loss,
@@ -181,12 +183,17 @@ def _criterion(d: LossDiagnoser, heads: MemberHeads,
 
 
 def calibrate(d: LossDiagnoser, Z: np.ndarray) -> None:
-    """Per-member centre/scale so that rank members share one scale (package doc)."""
+    """Per-member centre/scale so that rank members share one scale (package doc), then the
+    linear readout of text queries when `d.text_readout` resolves to it (`readout`). The raw
+    scores of the training rows are computed once for both."""
     K = d.n_members
+    d.text_readout_ = readout.resolve(d.text_readout, d.objective, d.arch, d.gap)
+    linear = d.text_readout_ == "linear"
+    raw = raw_scores(d, Z) if d.objective == "rank" or linear else None
     if d.objective == "rank":
-        raw = raw_scores(d, Z)
         d.member_center_ = raw.mean(axis=1).astype(np.float32)
         d.member_scale_ = np.maximum(raw.std(axis=1), 1e-12).astype(np.float32)
     else:
         d.member_center_ = np.zeros(K, dtype=np.float32)
         d.member_scale_ = np.ones(K, dtype=np.float32)
+    d.readout_weight_, d.readout_bias_ = readout.fit_linear(Z, raw) if linear else (None, None)

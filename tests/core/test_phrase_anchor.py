@@ -29,7 +29,9 @@ def _data(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def _agreement_with_linear(anchor: float, objective: str = "rank", gap: str = "none") -> float:
     X, loss, phrases = _data()
     kwargs = {"n_members": 3, "random_state": 0, "max_epochs": 80, "gap": gap}
-    mlp = LossDiagnoser(objective, "mlp", phrase_anchor=anchor, **kwargs).fit(X, loss, text_reference=phrases)
+    # the anchor trains the heads at the phrases' points, so the phrases are read by the heads
+    mlp = LossDiagnoser(objective, "mlp", phrase_anchor=anchor, text_readout="heads",
+                        **kwargs).fit(X, loss, text_reference=phrases)
     linear = LossDiagnoser(objective, "linear", **kwargs).fit(X, loss, text_reference=phrases)
     return float(spearmanr(mlp.predict(phrases, space="text"), linear.predict(phrases, space="text"))[0])
 
@@ -85,7 +87,8 @@ def test_anchored_rows_are_the_phrases_as_text_queries_see_them() -> None:
     from llm2loss.diagnoser.rows import centre_in_place, normalise
 
     X, loss, phrases = _data()
-    d = LossDiagnoser("rank", "mlp", n_members=2, max_epochs=2, gap="center", phrase_anchor=1.0)
+    d = LossDiagnoser("rank", "mlp", n_members=2, max_epochs=2, gap="center", phrase_anchor=1.0,
+                      text_readout="heads")
     d.fit(X, loss, text_reference=phrases)
     rows, targets, weight = d._phrase_anchor(X, loss, phrases)
     np.testing.assert_allclose(rows, centre_in_place(normalise(phrases), d.text_mean_), atol=1e-6)
@@ -103,3 +106,13 @@ def test_audit_settings_do_not_offer_the_anchor() -> None:
 
     with pytest.raises(ValueError, match="phrase_anchor"):
         DiagnoserSettings(phrase_anchor=1.0)
+
+
+@pytest.mark.parametrize("text_readout", ["auto", "linear"])
+def test_an_anchor_with_a_linear_readout_is_refused(text_readout: str) -> None:
+    # the linear readout is fitted to the heads on the data, not at the anchored phrases: the
+    # anchor would train something no phrase query reads
+    X, loss, phrases = _data()
+    with pytest.raises(ValueError, match="set text_readout='heads' to use phrase_anchor"):
+        LossDiagnoser(n_members=2, max_epochs=2, gap="center", phrase_anchor=1.0,
+                      text_readout=text_readout).fit(X, loss, text_reference=phrases)
