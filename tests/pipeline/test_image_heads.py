@@ -118,12 +118,13 @@ def _fit(spearman: float, kendall: float, sign: float) -> dict:
 
 def test_transfer_lines_say_what_carried_to_the_second_audit_set() -> None:
     subspace = next(v for v, (_, t) in image_heads.VARIANTS.items() if t == "subspace")
-    first = {"default (60 epochs)": [_fit(0.80, 0.73, 1.0)] * 2,
+    default, longer = next(iter(image_heads.VARIANTS)), "heads readout, up to 300 epochs"
+    first = {default: [_fit(0.80, 0.73, 1.0)] * 2,
              subspace: [_fit(0.84, 0.60, 1.0), _fit(0.84, 0.73, 1.0)],
-             "max_epochs 300": [_fit(0.84, 0.33, 0.67)] * 2}
-    second = {"default (60 epochs)": [_fit(0.78, 0.87, 1.0)] * 2,
+             longer: [_fit(0.84, 0.33, 0.67)] * 2}
+    second = {default: [_fit(0.78, 0.87, 1.0)] * 2,
               subspace: [_fit(0.82, 0.60, 1.0), _fit(0.82, 0.47, 0.83)],
-              "max_epochs 300": [_fit(0.82, 0.73, 0.83)] * 2}
+              longer: [_fit(0.82, 0.73, 0.83)] * 2}
     lines = image_heads.transfer_lines(first, second, baselines=(0.834, 0.799))
     text = "\n".join(lines)
     assert "met all three head targets on 2 of 2 seeds" in text and "on the second set on 1 of 2" in text
@@ -131,20 +132,24 @@ def test_transfer_lines_say_what_carried_to_the_second_audit_set() -> None:
     assert "wrong signs: striped 1" in text
     assert "interval above 0" not in text  # no gains recorded, no claim about them
     assert lines[-1] == (f"Variants above the best baseline on every seed of both audit sets: `{subspace}`, "
-                         "`max_epochs 300`; of those, meeting all three head targets on every seed of both: "
-                         "none. So no default changed.")
+                         f"`{longer}`; of those, meeting all three head targets on every seed of both: "
+                         "none. No setting meets them on both sets.")
     second[subspace] = [_fit(0.82, 0.47, 1.0)] * 2  # every sign right, but Kendall under its target
-    assert "So no default changed" in image_heads.transfer_lines(first, second, baselines=(0.834, 0.799))[-1]
+    assert "No setting meets them" in image_heads.transfer_lines(first, second, baselines=(0.834, 0.799))[-1]
     second[subspace] = [_fit(0.82, 0.6 - 1e-12, 1.0)] * 2  # 9/15 as kendalltau may round it: met
-    assert "a candidate for the default" in image_heads.transfer_lines(first, second, baselines=(0.834, 0.799))[-1]
-    # (gain, low, high) per variant in dict order: default, top directions, max_epochs 300
+    assert image_heads.transfer_lines(first, second, baselines=(0.834, 0.799))[-1].endswith(
+        f"both: `{subspace}`: the default is not among them.")
+    both = {**first, default: [_fit(0.84, 0.73, 1.0)] * 2}, {**second, default: [_fit(0.81, 0.87, 1.0)] * 2}
+    assert image_heads.transfer_lines(*both, baselines=(0.834, 0.799))[-1].endswith(
+        f"`{default}`, `{subspace}`. So the default meets them on both sets.")
+    # (gain, low, high) per variant in dict order: default, top directions, heads readout up to 300
     intervals = {id(first): [(-0.03, -0.05, -0.01), (0.02, 0.004, 0.03), (0.006, -0.004, 0.016)],
                  id(second): [(-0.02, -0.04, 0.001), (0.02, 0.005, 0.035), (0.021, 0.001, 0.04)]}
     for results in (first, second):
         for v, g in zip(results, intervals[id(results)]):
             results[v] = [{**r, "gain": g} for r in results[v]]
     last = image_heads.transfer_lines(first, second, baselines=(0.834, 0.799))[-1]
-    assert f"first audit set `{subspace}`; second `{subspace}`, `max_epochs 300`." in last
+    assert f"first audit set `{subspace}`; second `{subspace}`, `{longer}`." in last
     assert "half-widths are 0.010-0.021" in last
 
 
