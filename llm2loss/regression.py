@@ -13,6 +13,11 @@ prediction of the diagnosers, however confident: it is listed under `predicted` 
 medium), never under `reasons`, and never makes `significant_regression` true, so the release
 gate (`llm2loss.gate`) does not fail on it. Reports written before this rule counted estimated
 rises among their reasons; `measured_reasons` and `predictions` read both kinds alike.
+
+Method changes. Each version's diagnoser says how it reads phrases (`text_readout_`: "heads", or
+"linear" since the linear readout, `llm2loss.diagnoser.readout`; older saves read as "heads").
+When the two differ, the estimated changes mix the model's change with the method's, and the
+report says so (`readout_note`); the measured changes are unaffected.
 Numpy only: no torch is imported here (the diagnosers come in fitted).
 """
 
@@ -166,6 +171,7 @@ def compare_versions(*, prev_diagnosers: dict[str, LossDiagnoser], prev_metrics:
                                np.asarray(prev_metrics["score_quantiles"][name]))
         cur_pct = percentiles(cur_diagnosers[name].predict_members(E, space="text"),
                               np.asarray(cur_metrics["score_quantiles"][name]))
+        report.update(_readouts(prev_diagnosers[name], cur_diagnosers[name]))
         index = {p: i for i, p in enumerate(phrases)}
         phrase_rows = [{"phrase": p, **_pair_change(prev_pct[:, i], cur_pct[:, i])}
                        for p, i in index.items()]
@@ -188,6 +194,21 @@ def compare_versions(*, prev_diagnosers: dict[str, LossDiagnoser], prev_metrics:
     report["reasons"] = reasons
     report["predicted"] = _predicted_rises(phrase_rows + attribute_rows)
     return jsonable(report)
+
+
+def _readouts(prev: Any, cur: Any) -> dict[str, Any]:
+    """How each version's diagnoser reads phrases, and a note when they differ (module doc)."""
+    readouts = {"previous": getattr(prev, "text_readout_", "heads"),
+                "current": getattr(cur, "text_readout_", "heads")}
+    out: dict[str, Any] = {"text_readouts": readouts}
+    if readouts["previous"] != readouts["current"]:
+        out["readout_note"] = (
+            f"the previous version's diagnoser reads phrases with its {readouts['previous']} "
+            f"readout and the current one's with its {readouts['current']} readout, so the "
+            "estimated changes mix the change of the model with the change of method (the "
+            "measured ones do not); audit the previous version again to compare estimates like "
+            "with like")
+    return out
 
 
 def _estimated_attribute_changes(prev_metrics: dict[str, Any], cur_metrics: dict[str, Any],

@@ -320,6 +320,10 @@ def regression_findings(regression: dict[str, Any]) -> list[Finding]:
     out = _overall_changes(regression)
     if regression.get("reason"):
         out.append(Finding(f"No phrase comparison between versions: {regression['reason']}."))
+    if regression.get("readout_note"):
+        note = str(regression["readout_note"])
+        out.append(Finding(f"Uncertain: {note[0].upper()}{note[1:]}.", verdict=UNCERTAIN,
+                           severity="medium"))
     for key, verb in (("phrases_rose", "rose"), ("phrases_fell", "fell")):
         for row in regression.get(key, [])[:N_PER_KIND]:
             p = row["p_rose"] if verb == "rose" else 1.0 - row["p_rose"]

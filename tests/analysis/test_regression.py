@@ -188,3 +188,22 @@ def test_reports_written_before_the_measured_rule_are_read_alike() -> None:
     both = {**old, "reasons": [estimated, measured]}
     assert measured_reasons(both) == [measured]
     assert evaluate_gate({"model": "m", "version": "v2"}, both).reasons == [measured]
+
+
+def test_versions_read_with_different_readouts_say_so(previous_version: AnalysisResult) -> None:
+    """An audit saved before the linear readout against one read linearly: the estimated changes
+    mix model and method, and the report and its findings say so; the same readout says nothing."""
+    from llm2loss.report.findings import regression_findings
+
+    data = make_data(seed=1)
+    linear = LossDiagnoser("rank", "linear", n_members=3, text_readout="linear").fit(
+        data["X_train"], data["loss_train"])
+    cur = AnalysisResult({**previous_version.diagnosers, "rank-linear": linear}, previous_version.metrics)
+    report = _compare(previous_version, cur)
+    assert report["text_readouts"] == {"previous": "heads", "current": "linear"}
+    assert "heads readout and the current one's with its linear readout" in report["readout_note"]
+    said = [f for f in regression_findings(report) if "change of method" in f]
+    assert len(said) == 1 and said[0].startswith("Uncertain: The previous version's") and said[0].verdict == "uncertain"
+    same = _compare(previous_version, previous_version)
+    assert same["text_readouts"] == {"previous": "heads", "current": "heads"} and "readout_note" not in same
+    assert not any("change of method" in f for f in regression_findings(same))
