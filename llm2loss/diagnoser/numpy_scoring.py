@@ -37,8 +37,7 @@ import numpy as np
 from llm2loss.blas import one_blas_thread
 from llm2loss.diagnoser.checks import check_positive_int, check_saved_shapes, check_saved_vectors, real_array
 from llm2loss.diagnoser.comparison import Comparison, p_higher
-from llm2loss.diagnoser.readout import READOUTS, linear_scores
-from llm2loss.diagnoser.readout import resolve as resolve_readout
+from llm2loss.diagnoser.readout import READOUTS, fitted_readout, linear_scores
 from llm2loss.diagnoser.rows import inverse_norms, normalise, text_mean
 from llm2loss.errors import DataError, Llm2LossError
 
@@ -146,10 +145,11 @@ class NumpyDiagnoser:
         self.objective = _choice(params, "objective", OBJECTIVES)
         self.arch = _choice(params, "arch", ARCHS)
         self.gap = _choice(params, "gap", GAPS)
-        readout = _choice({"text_readout": "heads", **params}, "text_readout", READOUTS)
-        if readout == "linear" and self.objective == "familiarity":
-            raise NotCovered("text_readout 'linear' with objective 'familiarity' is not a fit")
-        self.text_readout_ = resolve_readout(readout, self.objective, self.arch, self.gap)
+        self.text_readout = _choice({"text_readout": "heads", **params}, "text_readout", READOUTS)
+        try:
+            self.text_readout_ = fitted_readout(meta, self)
+        except ValueError as exc:
+            raise NotCovered(str(exc)) from None
         self.n_members = _size(params.get("n_members"), "n_members", MAX_MEMBERS)
         self.hidden = _size(params.get("hidden"), "hidden", MAX_HIDDEN)
         self.dim_ = _size(meta.get("dim"), "dim", MAX_DIM)

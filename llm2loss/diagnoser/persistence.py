@@ -3,9 +3,9 @@
 A saved diagnoser is a directory with `weights.safetensors` (tensors only: every head parameter
 as `param.<i>`, the data mean, the per-member centre and scale, the text mean when there is one,
 the linear readout's weights and biases when text is read out linearly) and `diagnoser.json`
-(format tag, constructor parameters, dimension, target transform, epochs, validation scores). A
-diagnoser saved before `text_readout` existed has no such parameter and loads with "heads", the
-way it answered when it was saved. A diagnoser may come from a store someone else can write, so loading checks
+(format tag, constructor parameters, dimension, target transform, epochs, validation scores, and
+the readout the fit read text with, "heads" or "linear"). A diagnoser saved before `text_readout`
+existed has neither and loads with "heads", the way it answered when it was saved. A diagnoser may come from a store someone else can write, so loading checks
 the JSON against the safetensors header before allocating anything (`checks`), and any unreadable
 or inconsistent file is a WeightsError that says to save it again.
 """
@@ -25,7 +25,7 @@ from safetensors.numpy import load_file, save_file
 from llm2loss.devices import resolve_device
 from llm2loss.diagnoser.checks import check_positive_int, check_saved_shapes, check_saved_vectors
 from llm2loss.diagnoser.heads import MemberHeads
-from llm2loss.diagnoser.readout import resolve as resolve_readout
+from llm2loss.diagnoser.readout import fitted_readout
 from llm2loss.diagnoser.scoring import check_fitted
 from llm2loss.errors import ConfigError, NotFoundError, WeightsError
 
@@ -58,9 +58,9 @@ def save(d: LossDiagnoser, path: str | Path) -> Path:
         tensors["readout_bias"] = d.readout_bias_
     save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()},
               str(out / "weights.safetensors"))
-    # the readout it was fitted with, not "auto" or a later set_params: the file answers as fitted
-    params = {**d.get_params(), "text_readout": d.text_readout_}
-    meta = {"format": FORMAT, "params": params, "dim": d.dim_,
+    meta = {"format": FORMAT, "params": d.get_params(), "dim": d.dim_,
+            # what the fit read text with ("auto" resolved, whatever a later set_params says)
+            "fitted_text_readout": d.text_readout_,
             "target_mean": d.target_mean_ if hasattr(d, "target_mean_") else 0.0,
             "target_std": d.target_std_ if hasattr(d, "target_std_") else 1.0,
             "n_epochs": d.n_epochs_,
@@ -86,7 +86,7 @@ def load(cls: type[LossDiagnoser], path: str | Path, *, device: str | None = Non
         d = cls(**params)
         d._check_params()
         d.dim_ = check_positive_int(meta["dim"], "dim")
-        d.text_readout_ = resolve_readout(d.text_readout, d.objective, d.arch, d.gap)
+        d.text_readout_ = fitted_readout(meta, d)
         linear = d.text_readout_ == "linear"
         # Sizes against the header first: nothing is allocated for a tampered diagnoser.json.
         check_saved_shapes(weights_file, d.n_members, d.dim_, d.arch, d.hidden, linear)

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["READOUTS", "RIDGE", "fit_linear", "linear_scores", "resolve"]
+__all__ = ["READOUTS", "RIDGE", "fit_linear", "fitted_readout", "linear_scores", "resolve"]
 
 #: `text_readout` choices.
 READOUTS = ("auto", "heads", "linear")
@@ -47,6 +47,22 @@ def resolve(text_readout: str, objective: str, arch: str, gap: str) -> str:
         return text_readout
     linear = gap == "center" and arch == "mlp" and objective != "familiarity"
     return "linear" if linear else "heads"
+
+
+def fitted_readout(meta: dict, params: object) -> str:
+    """The readout a saved diagnoser's fit read text with: diagnoser.json's `fitted_text_readout`,
+    or for a file saved before it, its parameters resolved (a file without `text_readout` at all
+    predates readouts: "heads"). ValueError for anything but "heads" or "linear", and for a
+    linear readout of a familiarity head."""
+    fitted = meta.get("fitted_text_readout")
+    if fitted is None:
+        fitted = resolve(getattr(params, "text_readout", "heads"), getattr(params, "objective"),
+                         getattr(params, "arch"), getattr(params, "gap"))
+    if fitted not in ("heads", "linear"):
+        raise ValueError(f"fitted_text_readout {fitted!r} is not 'heads' or 'linear'")
+    if fitted == "linear" and getattr(params, "objective") == "familiarity":
+        raise ValueError("a familiarity head has no linear readout")
+    return str(fitted)
 
 
 def fit_linear(rows: np.ndarray, raw: np.ndarray, ridge: float = RIDGE) -> tuple[np.ndarray, np.ndarray]:

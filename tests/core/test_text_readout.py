@@ -165,9 +165,23 @@ def test_a_save_records_the_readout_it_was_fitted_with(tmp_path, later: str) -> 
     want = d.predict(phrases, space="text")
     d.set_params(text_readout=later)
     path = d.save(tmp_path / "d")
-    assert json.loads((path / "diagnoser.json").read_text())["params"]["text_readout"] == "linear"
+    meta = json.loads((path / "diagnoser.json").read_text())
+    assert meta["fitted_text_readout"] == "linear" and meta["params"]["text_readout"] == later
     for loaded in (LossDiagnoser.load(path), NumpyDiagnoser.load(path)):
+        assert loaded.text_readout_ == "linear"
         np.testing.assert_allclose(loaded.predict(phrases, space="text"), want, atol=1e-5)
+
+
+@pytest.mark.parametrize("bad", ["auto", "LINEAR", 1, ["linear"]])
+def test_a_tampered_fitted_readout_is_refused(tmp_path, bad) -> None:
+    path = _fit().save(tmp_path / "d")
+    meta = json.loads((path / "diagnoser.json").read_text())
+    meta["fitted_text_readout"] = bad
+    (path / "diagnoser.json").write_text(json.dumps(meta))
+    with pytest.raises(WeightsError, match="fitted_text_readout"):
+        LossDiagnoser.load(path)
+    with pytest.raises(NotCovered, match="fitted_text_readout"):
+        NumpyDiagnoser.load(path)
 
 
 def test_the_anchor_refusal_names_the_gap_it_was_given() -> None:
@@ -182,7 +196,8 @@ def test_a_diagnoser_saved_before_readouts_loads_with_heads(tmp_path) -> None:
     d = _fit(text_readout="heads")
     path = d.save(tmp_path / "old")
     meta = json.loads((path / "diagnoser.json").read_text())
-    del meta["params"]["text_readout"]  # what a diagnoser saved before this parameter holds
+    del meta["params"]["text_readout"]  # what a diagnoser saved before readouts holds
+    del meta["fitted_text_readout"]
     (path / "diagnoser.json").write_text(json.dumps(meta))
     for loaded in (LossDiagnoser.load(path), NumpyDiagnoser.load(path)):
         assert loaded.text_readout_ == "heads"
