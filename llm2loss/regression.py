@@ -15,9 +15,10 @@ gate (`llm2loss.gate`) does not fail on it. Reports written before this rule cou
 rises among their reasons; `measured_reasons` and `predictions` read both kinds alike.
 
 Method changes. Each version's diagnoser says how it reads phrases (`text_readout_`: "heads", or
-"linear" since the linear readout, `llm2loss.diagnoser.readout`; older saves read as "heads").
-When the two differ, the estimated changes mix the model's change with the method's, and the
-report says so (`readout_note`); the measured changes are unaffected.
+"linear" since the linear readout, `llm2loss.diagnoser.readout`; older saves read as "heads"),
+and with what epoch cap it was fitted. When either differs, the estimated changes mix the
+model's change with the method's: the report says so (`readout_note`) and its findings mark
+every estimated change uncertain; the measured changes are unaffected.
 Numpy only: no torch is imported here (the diagnosers come in fitted).
 """
 
@@ -196,18 +197,31 @@ def compare_versions(*, prev_diagnosers: dict[str, LossDiagnoser], prev_metrics:
     return jsonable(report)
 
 
+#: How a diagnoser scores phrases, in a user's words (`text_readout_`).
+_READ_AS = {"heads": "with its MLP heads at each phrase's point",
+            "linear": "with a linear fit of its scores over the data"}
+
+
 def _readouts(prev: Any, cur: Any) -> dict[str, Any]:
-    """How each version's diagnoser reads phrases, and a note when they differ (module doc)."""
-    readouts = {"previous": getattr(prev, "text_readout_", "heads"),
-                "current": getattr(cur, "text_readout_", "heads")}
+    """How each version's diagnoser reads phrases, and a note when they or the epoch cap differ
+    (module doc). Attributes a diagnoser lacks (older saves, the numpy scorer) are not compared,
+    except the readout, which older saves lack because they read with the heads."""
+    readouts = {"previous": str(getattr(prev, "text_readout_", "heads")),
+                "current": str(getattr(cur, "text_readout_", "heads"))}
     out: dict[str, Any] = {"text_readouts": readouts}
+    changes = []
     if readouts["previous"] != readouts["current"]:
+        said = [_READ_AS.get(r, repr(r)) for r in (readouts["previous"], readouts["current"])]
+        changes.append(f"phrases scored {said[0]} before and {said[1]} now")
+    epochs = [getattr(d, "max_epochs", None) for d in (prev, cur)]
+    if None not in epochs and epochs[0] != epochs[1]:
+        changes.append(f"fits capped at {epochs[0]} epochs before and {epochs[1]} now")
+    if changes:
         out["readout_note"] = (
-            f"the previous version's diagnoser reads phrases with its {readouts['previous']} "
-            f"readout and the current one's with its {readouts['current']} readout, so the "
-            "estimated changes mix the change of the model with the change of method (the "
-            "measured ones do not); audit the previous version again to compare estimates like "
-            "with like")
+            "the two versions' diagnosers were fitted or read differently (" + "; ".join(changes)
+            + "), so the estimated changes mix the change of the model with the change of method "
+            "(the measured ones do not); audit the previous version again with this llm2loss and "
+            "the same settings to compare estimates like with like")
     return out
 
 

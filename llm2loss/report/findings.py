@@ -320,15 +320,15 @@ def regression_findings(regression: dict[str, Any]) -> list[Finding]:
     out = _overall_changes(regression)
     if regression.get("reason"):
         out.append(Finding(f"No phrase comparison between versions: {regression['reason']}."))
-    if regression.get("readout_note"):
-        note = str(regression["readout_note"])
-        out.append(Finding(f"Uncertain: {note[0].upper()}{note[1:]}.", verdict=UNCERTAIN,
+    method_changed = bool(regression.get("readout_note"))
+    if method_changed:
+        out.append(Finding(f"Uncertain: {regression['readout_note']}.", verdict=UNCERTAIN,
                            severity="medium"))
     for key, verb in (("phrases_rose", "rose"), ("phrases_fell", "fell")):
         for row in regression.get(key, [])[:N_PER_KIND]:
             p = row["p_rose"] if verb == "rose" else 1.0 - row["p_rose"]
             # an estimate of the diagnosers, however much they agree: never "stated" (measured)
-            prefix = "Uncertain: " if is_uncertain(p) else ""
+            prefix = "Uncertain: " if is_uncertain(p) or method_changed else ""
             out.append(Finding(
                 f"{prefix}{'t' if prefix else 'T'}he estimated loss of '{row['phrase']}' {verb} "
                 f"from percentile {_n(row['previous'], 0)} to {_n(row['current'], 0)} (median "

@@ -191,19 +191,29 @@ def test_reports_written_before_the_measured_rule_are_read_alike() -> None:
 
 
 def test_versions_read_with_different_readouts_say_so(previous_version: AnalysisResult) -> None:
-    """An audit saved before the linear readout against one read linearly: the estimated changes
-    mix model and method, and the report and its findings say so; the same readout says nothing."""
+    """An audit saved before the linear readout against one read linearly and fitted longer: the
+    estimated changes mix model and method, and the report and every estimated finding say so;
+    the same method says nothing."""
     from llm2loss.report.findings import regression_findings
 
     data = make_data(seed=1)
-    linear = LossDiagnoser("rank", "linear", n_members=3, text_readout="linear").fit(
+    linear = LossDiagnoser("rank", "linear", n_members=3, text_readout="linear", max_epochs=90).fit(
         data["X_train"], data["loss_train"])
+    previous = previous_version.diagnosers["rank-linear"]
+    assert previous.text_readout_ == "heads" and previous.max_epochs != 90
     cur = AnalysisResult({**previous_version.diagnosers, "rank-linear": linear}, previous_version.metrics)
     report = _compare(previous_version, cur)
     assert report["text_readouts"] == {"previous": "heads", "current": "linear"}
-    assert "heads readout and the current one's with its linear readout" in report["readout_note"]
-    said = [f for f in regression_findings(report) if "change of method" in f]
-    assert len(said) == 1 and said[0].startswith("Uncertain: The previous version's") and said[0].verdict == "uncertain"
+    note = report["readout_note"]
+    assert ("phrases scored with its MLP heads at each phrase's point before and with a linear fit "
+            "of its scores over the data now") in note
+    assert f"fits capped at {previous.max_epochs} epochs before and 90 now" in note
+    findings = regression_findings(report)
+    said = [f for f in findings if "change of method" in f]
+    assert len(said) == 1 and said[0].startswith("Uncertain: the two versions' diagnosers")
+    assert said[0].verdict == "uncertain"
+    estimated = [f for f in findings if "estimated loss of" in f]
+    assert estimated and all(f.startswith("Uncertain: ") and f.verdict == "uncertain" for f in estimated)
     same = _compare(previous_version, previous_version)
     assert same["text_readouts"] == {"previous": "heads", "current": "heads"} and "readout_note" not in same
     assert not any("change of method" in f for f in regression_findings(same))
