@@ -234,7 +234,8 @@ def transfer_lines(first: dict[str, list[dict[str, Any]]], second: dict[str, lis
                                      for rows, b in ((first[v], baselines[0]), (second[v], baselines[1]))
                                      for r in rows)]
     default = next(iter(VARIANTS))
-    verdict = (". So the default meets them on both sets." if default in clean else
+    verdict = (". So the default meets them on both sets (Spearman by its point estimate: the "
+               "intervals are below)." if default in clean else
                ": the default is not among them." if clean else ". No setting meets them on both sets.")
     lines.append("Variants above the best baseline on every seed of both audit sets: "
                  + (", ".join(f"`{v}`" for v in above) or "none") + "; of those, meeting all three head "

@@ -141,7 +141,8 @@ def test_transfer_lines_say_what_carried_to_the_second_audit_set() -> None:
         f"both: `{subspace}`: the default is not among them.")
     both = {**first, default: [_fit(0.84, 0.73, 1.0)] * 2}, {**second, default: [_fit(0.81, 0.87, 1.0)] * 2}
     assert image_heads.transfer_lines(*both, baselines=(0.834, 0.799))[-1].endswith(
-        f"`{default}`, `{subspace}`. So the default meets them on both sets.")
+        f"`{default}`, `{subspace}`. So the default meets them on both sets (Spearman by its point "
+        "estimate: the intervals are below).")
     # (gain, low, high) per variant in dict order: default, top directions, heads readout up to 300
     intervals = {id(first): [(-0.03, -0.05, -0.01), (0.02, 0.004, 0.03), (0.006, -0.004, 0.016)],
                  id(second): [(-0.02, -0.04, 0.001), (0.02, 0.005, 0.035), (0.021, 0.001, 0.04)]}
