@@ -51,7 +51,8 @@ bench: venv
 # The image benchmark's CLIP, images and audited CNN, built once into ~/.cache/llm2loss/image_bench/.
 image-bench-data: venv
 	$(BIN)/python benchmarks/image_bench_data.py
-	$(BIN)/python benchmarks/image_bench_data.py --audit-seed 11  # bench_image's second audit set
+	$(BIN)/python benchmarks/image_bench_data.py --audit-seed 11  # bench_image's later audit sets
+	$(BIN)/python benchmarks/image_bench_data.py --audit-seed 23
 
 # The Prefect UI on the demo's data (http://127.0.0.1:4200).
 ui: venv

@@ -19,13 +19,14 @@ store) with the default gap handling of image data (`gap="center"`), and then:
 - rank-mlp training variants over several seeds (`image_heads`): how per-sample Spearman trades
   against phrase agreement when the heads fit further, and how phrases are read (the heads at the
   phrase's point, or their linear readout);
-- a second audit set (`--second-audit-seed`, default 11: other scenes of the same world, the same
-  CLIP and CNN) through the same flow, with its baselines, targets and head variants, so that a
-  change chosen by looking at the first audit set is checked on scenes it was not chosen on.
+- later audit sets (`--later-audit-seeds`, default 11 and 23: other scenes of the same world, the
+  same CLIP and CNN) through the same flow, each with its baselines, targets and head variants, so
+  that a change chosen by looking at the first audit set is checked on scenes it was not chosen on
+  (seed 23 was drawn only after the linear readout had been chosen on the first two).
 
 Prints the figures and replaces the `## Image` section of benchmarks/RESULTS.md.
 Run: `.venv/bin/python benchmarks/bench_image.py [--scale full|tiny] [--members 5] [--seeds 4]
-[--second-audit-seed 11] [--no-write]`;
+[--later-audit-seeds 11 23] [--no-write]`;
 the raw figures are kept in ~/.cache/llm2loss/image_bench/last-results-<scale>.json and
 `--rerender` rebuilds the text from them.
 """
@@ -66,9 +67,14 @@ from llm2loss.config import AuditSettings, DaskSettings, DiagnoserSettings, Sett
 SECTION = "## Image"
 LOSS_DIAGNOSERS = ("rank-mlp", "rank-linear", "regress-mlp", "regress-linear")
 TARGETS = {"zero_shot": 0.8, "kendall": 0.6, "sign_accuracy": 0.85, "auroc": 0.9}
-#: The second audit set's seed: other scenes of the same world, so a change chosen by looking at
+#: The later audit sets' seeds: other scenes of the same world, so a change chosen by looking at
 #: the first audit set is checked on data it was not chosen on.
-SECOND_AUDIT_SEED = 11
+LATER_AUDIT_SEEDS = (11, 23)
+#: Later audit sets drawn only after the linear readout (and its ridge share) had been chosen on
+#: the first two sets: nothing of the method was picked by looking at them.
+DRAWN_AFTER_THE_READOUT = frozenset({23})
+#: How the paragraphs name the later sets, in order.
+ORDINALS = ("second", "third", "fourth", "fifth", "sixth")
 
 
 def run_flow(release, weights: Path, store: StoreSettings, *, members: int, shard_size: int,
@@ -242,11 +248,11 @@ def measure(args: argparse.Namespace, log=print) -> dict[str, Any]:
 
     from llm2loss.encoders import build_encoder
 
-    check_second_seed(image_bench_data.AUDIT_SEED, args.second_audit_seed)
+    check_later_seeds(image_bench_data.AUDIT_SEED, args.later_audit_seeds)
     started = time.perf_counter()
     data_files = image_bench_data.build(args.folder, args.scale, log=log)
-    second_files = (image_bench_data.build(args.folder, args.scale, audit_seed=args.second_audit_seed, log=log)
-                    if args.second_audit_seed >= 0 else None)
+    later_files = [image_bench_data.build(args.folder, args.scale, audit_seed=s, log=log)
+                   for s in args.later_audit_seeds]
     build_seconds = time.perf_counter() - started
     encoder = build_encoder(data_files.clip.spec, device="cpu")
     release = image_bench_data.image_release(data_files)
@@ -264,7 +270,7 @@ def measure(args: argparse.Namespace, log=print) -> dict[str, Any]:
             encoder, [im for im, t in zip(images, two) if t == want],
             audit_frame[two == want].assign(shape=audit_frame["label"][two == want]), prompts=prompts)
             for label, want in (("one", False), ("two", True))}
-    second = None
+    later: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="bench-image-") as tmp:
         with prefect_test_harness(server_startup_timeout=120), LocalCluster(
             n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
@@ -275,9 +281,9 @@ def measure(args: argparse.Namespace, log=print) -> dict[str, Any]:
                 shard_size=args.shard_size, cluster_address=cluster.scheduler_address,
                 cache_dir=str(Path(tmp) / "cache"))
             log(f"audit flow: {flow_seconds:.0f} s")
-            if second_files is not None:
-                second = audit_second(second_files, Path(tmp), args, cluster.scheduler_address)
-                log(f"second audit flow (seed {second_files.audit_seed}): {second['flow_seconds']:.0f} s")
+            for files in later_files:
+                later.append(audit_second(files, Path(tmp), args, cluster.scheduler_address))
+                log(f"later audit flow (seed {files.audit_seed}): {later[-1]['flow_seconds']:.0f} s")
         from llm2loss import pipeline as stages
 
         metrics = stages.get_store(cfg.store).read_json(manifest["metrics"])
@@ -290,14 +296,14 @@ def measure(args: argparse.Namespace, log=print) -> dict[str, Any]:
     baselines, baseline_pred = fit_baselines(data, encoder)
     variants = image_heads.head_variants(data, phrases, tuple(range(args.seeds)), members=args.members,
                                          baseline_pred=baseline_pred[best_baseline(baselines)], log=log)
-    if second is not None:
-        second_data = second.pop("data")
-        second["baselines"], second_pred = fit_baselines(second_data, encoder)
-        second["train_kendall"] = image_heads.training_kendall(second_data)
-        log(f"variants on the second audit set (seed {second['seed']}):")
-        second["head_variants"] = image_heads.head_variants(
-            second_data, phrases, tuple(range(args.seeds)), members=args.members,
-            baseline_pred=second_pred[best_baseline(second["baselines"])], log=log)
+    for audit in later:
+        audit_data = audit.pop("data")
+        audit["baselines"], audit_pred = fit_baselines(audit_data, encoder)
+        audit["train_kendall"] = image_heads.training_kendall(audit_data)
+        log(f"variants on the later audit set (seed {audit['seed']}):")
+        audit["head_variants"] = image_heads.head_variants(
+            audit_data, phrases, tuple(range(args.seeds)), members=args.members,
+            baseline_pred=audit_pred[best_baseline(audit["baselines"])], log=log)
     return {
         "scale": args.scale, "n": int(len(data["loss"])), "n_test": int(data["test"].sum()),
         "error_rate": float(1 - data["correct"][data["test"]].mean()),
@@ -312,27 +318,32 @@ def measure(args: argparse.Namespace, log=print) -> dict[str, Any]:
         "members": args.members, "train_kendall": image_heads.training_kendall(data),
         "encoder_spec": release.encoder, "planted": list(image_bench_data.image_model.PLANTED),
         "max_epochs": cfg.audit.diagnosers.max_epochs, "audit_seed": data_files.audit_seed,
-        "second_audit": second,
+        "later_audits": later,
     }
 
 
-def check_second_seed(first: int, second: int) -> None:
-    """Refuse a second audit set that would be the first one again (negative means none)."""
-    if second == first:
-        raise SystemExit(f"--second-audit-seed {second} is the first audit set's own seed, so it would "
-                         f"audit the same scenes twice: pick another seed, or a negative one for none")
+def check_later_seeds(first: int, seeds: list[int]) -> None:
+    """Refuse later audit sets that would be the first one again, or one set twice (none is fine)."""
+    if first in seeds:
+        raise SystemExit(f"--later-audit-seeds holds {first}, the first audit set's own seed, so it "
+                         "would audit the same scenes twice: pick other seeds, or none")
+    if len(set(seeds)) != len(seeds):
+        raise SystemExit(f"--later-audit-seeds {seeds} names a seed twice: give each set once")
+    if len(seeds) > len(ORDINALS):
+        raise SystemExit(f"--later-audit-seeds takes at most {len(ORDINALS)} seeds, got {len(seeds)}")
 
 
 def audit_second(files: image_bench_data.BenchData, tmp: Path, args: argparse.Namespace,
                  cluster_address: str) -> dict[str, Any]:
-    """The second audit set (same CLIP and CNN, other scenes) through the same flow, in its own
+    """A later audit set (same CLIP and CNN, other scenes) through the same flow, in its own
     store: its tables (key "data"), headline figures and flow seconds."""
     from llm2loss import pipeline as stages
 
     release = image_bench_data.image_release(files, version=f"v1-seed{files.audit_seed}")
     manifest, cfg, seconds = run_flow(
-        release, files.cnn_weights, StoreSettings(uri=str(tmp / "store-second")), members=args.members,
-        shard_size=args.shard_size, cluster_address=cluster_address, cache_dir=str(tmp / "cache-second"))
+        release, files.cnn_weights, StoreSettings(uri=str(tmp / f"store-seed{files.audit_seed}")),
+        members=args.members, shard_size=args.shard_size, cluster_address=cluster_address,
+        cache_dir=str(tmp / f"cache-seed{files.audit_seed}"))
     data = audit_tables(cfg, manifest)
     return {"seed": files.audit_seed, "n": int(len(data["loss"])), "n_test": int(data["test"].sum()),
             "error_rate": float(1 - data["correct"][data["test"]].mean()), "flow_seconds": seconds,
@@ -368,16 +379,6 @@ NOTES = [
     "0-4). So \"auto\" reads text data's phrases with the heads, as before. The figures in this "
     "paragraph that are not in a table (the 192 cells, the validation curves, the epochs of the "
     "text fits, the readout on text) were measured once with scripts outside this benchmark.",
-    "",
-    "A third audit set (seed 23), drawn after the readout and its ridge share were chosen, so "
-    "that neither was picked by looking at it; measured once with `bench_image.py "
-    "--second-audit-seed 23 --no-write` (2026-12-01; a rerun of this benchmark does not redo it): "
-    "the flow audit with the defaults gave rank-mlp Spearman 0.850 vs kNN 0.835, attribute "
-    "Kendall 1.00, sign accuracy 1.00, familiarity AUROC 0.92-0.97, 3 of 6 attribute verdicts "
-    "stated and none wrong. Refitted over 4 seeds, the default met all three head targets on 4 of "
-    "4 (Spearman 0.840-0.850; gain over kNN +0.015, 95 % paired interval +0.001 to +0.029, first "
-    "seed), while the heads readout up to 300 epochs got striped wrong on 4 of 4 seeds and red on "
-    "1 (sign accuracy 0.67-0.83), and at 60 epochs dark on 2 of 4.",
     "",
     "Tried before the linear readout, with the heads reading the phrases (first audit set unless "
     "said, seeds 0-3, 5 members; scripts and patches outside this benchmark, 2026-12-01): "
@@ -523,8 +524,9 @@ def summarise(r: dict[str, Any]) -> list[str]:
            **diagnoser_targets(c, b)}
     lines += ["", "Targets (rank-mlp, gap=center): " + "; ".join(
         f"{k} {'met' if ok else '**not met**'}" for k, ok in met.items()) + "."]
-    if r.get("second_audit"):
-        lines += ["", *second_audit_lines(r["second_audit"], members=r.get("members"),
+    later = r.get("later_audits") or ([r["second_audit"]] if r.get("second_audit") else [])
+    for ordinal, audit in zip(ORDINALS, later):  # "second_audit": results written before several
+        lines += ["", *second_audit_lines(audit, members=r.get("members"), ordinal=ordinal,
                                           first=(r.get("head_variants") or {}, b[best_base]["spearman"]))]
     return lines
 
@@ -542,20 +544,24 @@ def diagnoser_targets(c: dict[str, Any], b: dict[str, Any]) -> dict[str, bool]:
     }
 
 
-def second_audit_lines(s2: dict[str, Any], *, members: int | None,
+def second_audit_lines(s2: dict[str, Any], *, members: int | None, ordinal: str = "second",
                        first: tuple[dict[str, Any], float] | None = None) -> list[str]:
-    """The second audit set's paragraph: the flow's figures, its targets and the head variants;
-    with `first` (the first set's head variants and best baseline Spearman), what carried over."""
+    """A later audit set's paragraph (`ordinal`: "second", "third", ...): the flow's figures, its
+    targets and the head variants; with `first` (the first set's head variants and best baseline
+    Spearman), what carried over."""
     c, b = s2["center"], s2["baselines"]
     best = best_baseline(b)
     a = c["agreement"].get("rank-mlp", {})
     v = c["verdicts"]
     lines = [
-        f"Second audit set (seed {s2['seed']}): {s2['n']} other scenes of the same world, the same CLIP "
+        f"{ordinal.capitalize()} audit set (seed {s2['seed']}): {s2['n']} other scenes of the same world, the same CLIP "
         f"and CNN (held-out error rate {s2['error_rate']:.2f}), through the same flow on the cluster "
         f"already started, in {s2['flow_seconds']:.0f} s; held out {s2['n_test']} (the split hashes the "
         f"sample ids, which both sets number alike, so it holds out the same numbers). A change chosen "
-        f"by looking at the first audit set is checked here on scenes it was not chosen on. rank-mlp "
+        f"by looking at the first audit set is checked here on scenes it was not chosen on"
+        + (" (this set was drawn only after the linear readout and its ridge share had been chosen on "
+           "the first two, so nothing of the method was picked by looking at it)"
+           if s2["seed"] in DRAWN_AFTER_THE_READOUT else "") + ". rank-mlp "
         f"(gap=center, default settings): Spearman "
         f"{_f(c['spearman'].get('rank-mlp'), 3)}, attribute Kendall {_f(a.get('kendall'))}, sign "
         f"accuracy {_f(a.get('sign_accuracy'))}; baselines " + ", ".join(
@@ -569,11 +575,11 @@ def second_audit_lines(s2: dict[str, Any], *, members: int | None,
     if s2.get("head_variants"):
         lines += ["", *image_heads.variant_lines(
             s2["head_variants"], (best, b[best]["spearman"]), members=members,
-            reference=s2.get("train_kendall"), audit=f"the second audit set (seed {s2['seed']})",
+            reference=s2.get("train_kendall"), audit=f"the {ordinal} audit set (seed {s2['seed']})",
             kendall_target=TARGETS["kendall"], sign_target=TARGETS["sign_accuracy"])]
         if first is not None and first[0]:
             lines += ["", *image_heads.transfer_lines(
-                first[0], s2["head_variants"], baselines=(first[1], b[best]["spearman"]),
+                first[0], s2["head_variants"], baselines=(first[1], b[best]["spearman"]), label=ordinal,
                 kendall_target=TARGETS["kendall"], sign_target=TARGETS["sign_accuracy"])]
     return lines
 
@@ -587,9 +593,9 @@ def main() -> None:
     ap.add_argument("--members", type=int, default=5)
     ap.add_argument("--shard-size", type=int, default=1000)
     ap.add_argument("--seeds", type=int, default=4, help="seeds of each rank-mlp variant (image_heads)")
-    ap.add_argument("--second-audit-seed", type=int, default=SECOND_AUDIT_SEED,
-                    help="seed of a second audit set of the same world (same CLIP and CNN) on which the "
-                         "audit and the head variants are measured again; negative: none")
+    ap.add_argument("--later-audit-seeds", type=int, nargs="*", default=list(LATER_AUDIT_SEEDS),
+                    help="seeds of later audit sets of the same world (same CLIP and CNN) on which the "
+                         "audit and the head variants are measured again; none: give the flag alone")
     ap.add_argument("--no-write", action="store_true")
     ap.add_argument("--rerender", action="store_true", help="rebuild the text from the last raw results")
     args = ap.parse_args()

@@ -18,7 +18,7 @@ on those already centred rows. `top directions` does the same and also drops eve
 direction outside the fewest that hold `SUBSPACE_SHARE` of the image variance: directions along
 which the training images hardly vary constrain the heads little, while a phrase's component
 along them can still move its score (the reasoning behind it, not a measurement; the rule was picked after seeing the first audit set, so
-the second audit set, `bench_image.py --second-audit-seed`, is its check).
+the later audit sets, `bench_image.py --later-audit-seeds`, are its check).
 """
 
 from __future__ import annotations
@@ -193,12 +193,13 @@ def _meets(row: dict[str, Any], baseline: float, kendall_target: float, sign_tar
 
 
 def transfer_lines(first: dict[str, list[dict[str, Any]]], second: dict[str, list[dict[str, Any]]], *,
-                   baselines: tuple[float, float], kendall_target: float = 0.6,
+                   baselines: tuple[float, float], label: str = "second", kendall_target: float = 0.6,
                    sign_target: float = 0.85) -> list[str]:
-    """What carried from the first audit set to the second: the top-directions variant (whose rule
-    was picked on the first) on both, which variants beat the best baseline on every seed of both
-    sets and which of those met all three head targets on every seed, and which gains are clear of
-    resampling noise. `baselines`: the best baseline's Spearman on each set."""
+    """What carried from the first audit set to a later one (`label`: "second", "third", ...): the
+    top-directions variant (whose rule was picked on the first) on both, which variants beat the
+    best baseline on every seed of both sets and which of those met all three head targets on every
+    seed, and which gains are clear of resampling noise. `baselines`: the best baseline's Spearman
+    on each set."""
     subspace = next((v for v, (_, t) in VARIANTS.items() if t == "subspace"), None)
     lines = []
     if subspace in first and subspace in second:
@@ -221,7 +222,7 @@ def transfer_lines(first: dict[str, list[dict[str, Any]]], second: dict[str, lis
             f"phrase's component along them can still move its score), partly whitens the rest, and trains up to {cap} "
             "epochs with early stopping. Its rule was picked after looking at the first audit set. There "
             f"it met all three head targets on {n1} of {len(first[subspace])} seeds (attribute Kendall "
-            f"{k1}; wrong signs: {w1}), on the second set on {n2} of {len(second[subspace])} (Kendall {k2}; "
+            f"{k1}; wrong signs: {w1}), on the {label} set on {n2} of {len(second[subspace])} (Kendall {k2}; "
             f"wrong signs: {w2})"
             + (f"; on {e1 + e2} of those {n1 + n2} seeds the Kendall target is met at exactly "
                f"{kendall_target:.2f}, where one swapped pair of the {pairs} decides it" if e1 + e2 else "")
@@ -237,7 +238,7 @@ def transfer_lines(first: dict[str, list[dict[str, Any]]], second: dict[str, lis
     verdict = (". So the default meets them on both sets (Spearman by its point estimate: the "
                "intervals are below)." if default in clean else
                ": the default is not among them." if clean else ". No setting meets them on both sets.")
-    lines.append("Variants above the best baseline on every seed of both audit sets: "
+    lines.append(f"Variants above the best baseline on every seed of both audit sets (first and {label}): "
                  + (", ".join(f"`{v}`" for v in above) or "none") + "; of those, meeting all three head "
                  "targets on every seed of both: " + (", ".join(f"`{v}`" for v in clean) or "none")
                  + verdict)
@@ -249,7 +250,7 @@ def transfer_lines(first: dict[str, list[dict[str, Any]]], second: dict[str, lis
         halves = [(results[v][0]["gain"][2] - results[v][0]["gain"][1]) / 2
                   for results in (first, second) for v in common]
         lines += ["", "Variants whose Spearman gain over the best baseline has a 95 % paired bootstrap "
-                  f"interval above 0 (first seed): first audit set {significant(first)}; second "
+                  f"interval above 0 (first seed): first audit set {significant(first)}; {label} "
                   f"{significant(second)}. The intervals' half-widths are {min(halves):.3f}-{max(halves):.3f}: "
                   "a gain smaller than that is within what resampling the held-out rows moves."]
     return lines

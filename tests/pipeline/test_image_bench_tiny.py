@@ -158,3 +158,7 @@ def test_a_second_audit_set_is_other_scenes_of_the_same_world(prefect_server, da
         lines = bench_image.second_audit_lines(out, members=2)
         assert lines[0].startswith("Second audit set (seed 7)") and f"knn {best:.3f}" in lines[0]
         assert verdict in lines[0] and len(lines) == 1  # no variants measured
+        assert "drawn only after the linear readout" not in lines[0]
+    # a set drawn after the method was chosen says so; later sets are named in order
+    third = bench_image.second_audit_lines({**out, "seed": 23}, members=2, ordinal="third")
+    assert third[0].startswith("Third audit set (seed 23)") and "drawn only after the linear readout" in third[0]

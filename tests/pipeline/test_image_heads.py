@@ -131,7 +131,8 @@ def test_transfer_lines_say_what_carried_to_the_second_audit_set() -> None:
     assert "on 2 of those 3 seeds the Kendall target is met at exactly 0.60" in text
     assert "wrong signs: striped 1" in text
     assert "interval above 0" not in text  # no gains recorded, no claim about them
-    assert lines[-1] == (f"Variants above the best baseline on every seed of both audit sets: `{subspace}`, "
+    assert lines[-1] == (f"Variants above the best baseline on every seed of both audit sets (first and "
+                         f"second): `{subspace}`, "
                          f"`{longer}`; of those, meeting all three head targets on every seed of both: "
                          "none. No setting meets them on both sets.")
     second[subspace] = [_fit(0.82, 0.47, 1.0)] * 2  # every sign right, but Kendall under its target
@@ -151,16 +152,23 @@ def test_transfer_lines_say_what_carried_to_the_second_audit_set() -> None:
             results[v] = [{**r, "gain": g} for r in results[v]]
     last = image_heads.transfer_lines(first, second, baselines=(0.834, 0.799))[-1]
     assert f"first audit set `{subspace}`; second `{subspace}`, `{longer}`." in last
+    third = image_heads.transfer_lines(first, second, baselines=(0.834, 0.799), label="third")
+    assert "on the third set on 2 of 2" in third[0] and "(first and third)" in third[-3]
+    assert f"first audit set `{subspace}`; third `{subspace}`, `{longer}`." in third[-1]
     assert "half-widths are 0.010-0.021" in last
 
 
-def test_second_audit_seed_may_not_be_the_first() -> None:
+def test_later_audit_seeds_may_not_be_the_first_or_repeat() -> None:
     import bench_image
 
-    bench_image.check_second_seed(3, 11)
-    bench_image.check_second_seed(3, -1)  # none
+    bench_image.check_later_seeds(3, [11, 23])
+    bench_image.check_later_seeds(3, [])  # none
     with pytest.raises(SystemExit, match="first audit set's own seed"):
-        bench_image.check_second_seed(3, 3)
+        bench_image.check_later_seeds(3, [11, 3])
+    with pytest.raises(SystemExit, match="names a seed twice"):
+        bench_image.check_later_seeds(3, [11, 11])
+    with pytest.raises(SystemExit, match="at most 5 seeds"):
+        bench_image.check_later_seeds(3, list(range(10, 16)))
 
 
 def test_fit_variant_names_the_attributes_whose_sign_it_got_wrong() -> None:
