@@ -12,8 +12,8 @@ the heads see them; the validation slice too, and the same rows for every member
 bootstrap resample) are fitted by ridge least squares with an intercept, `scores ~ rows @ w + b`.
 Text rows are then scored with (w, b). That is the member's function projected onto the linear
 functions of the embedding over the data, in the ridge sense: for a linear head, its own weights
-shrunk by the penalty; for an MLP, its best linear approximation where the images are. The ridge penalty is `RIDGE` times the mean variance per
-dimension of the training rows, so a direction's weight is shrunk the more, the less the images
+shrunk by the penalty; for an MLP, its best linear approximation where the images are. The ridge
+penalty is `RIDGE` times the mean variance per dimension of the training rows, so a direction's weight is shrunk the more, the less the images
 vary along it (var / (var + penalty) of the slope there): the data say little about the loss
 along such directions, so a phrase's component along them moves its score little.
 Data rows are always scored with the heads themselves.
@@ -21,8 +21,8 @@ Data rows are always scored with the heads themselves.
 `text_readout`: "heads" (the paper: heads at the phrase point), "linear", or "auto" (the default):
 "linear" for the loss objectives with an MLP head and gap="center" (images queried with text),
 "heads" otherwise. Measured (benchmarks/RESULTS.md `## Image` and the notes there): on the image
-benchmark's two audit sets it kept the attribute signs of heads trained to early stopping's end,
-which the heads readout turned; on the text benchmarks (gap="none", a script) it did not help and
+benchmark's three audit sets (the third drawn after it was chosen) it kept every attribute sign of
+heads trained to early stopping's end, which the heads readout turned; on the text benchmarks (gap="none", a script) it did not help and
 lowered SpamAssassin v1's attribute Kendall, so "auto" leaves text as it was.
 
 Torch-free: the torch estimator and the numpy scorer share it.
@@ -59,11 +59,11 @@ def fitted_readout(meta: dict, params: object) -> str:
     linear readout of a familiarity head."""
     fitted = meta.get("fitted_text_readout")
     if fitted is None:
-        fitted = resolve(getattr(params, "text_readout", "heads"), getattr(params, "objective"),
-                         getattr(params, "arch"), getattr(params, "gap"))
+        fitted = resolve(getattr(params, "text_readout", "heads"), params.objective,  # type: ignore[attr-defined]
+                         params.arch, params.gap)  # type: ignore[attr-defined]
     if fitted not in ("heads", "linear"):
         raise ValueError(f"fitted_text_readout {fitted!r} is not 'heads' or 'linear'")
-    if fitted == "linear" and getattr(params, "objective") == "familiarity":
+    if fitted == "linear" and params.objective == "familiarity":  # type: ignore[attr-defined]
         raise ValueError("a familiarity head has no linear readout")
     return str(fitted)
 

@@ -203,3 +203,18 @@ def test_a_diagnoser_saved_before_readouts_loads_with_heads(tmp_path) -> None:
         assert loaded.text_readout_ == "heads"
         np.testing.assert_allclose(loaded.predict(phrases, space="text"),
                                    d.predict(phrases, space="text"), atol=1e-5)
+
+
+def test_a_familiarity_file_claiming_a_linear_readout_is_refused(tmp_path) -> None:
+    # a familiarity head is never read linearly; a file that says so was changed after saving
+    X, _, phrases = _data()
+    d = LossDiagnoser("familiarity", n_members=2, max_epochs=2, gap="center").fit(X, text_reference=phrases)
+    path = d.save(tmp_path / "fam")
+    meta = json.loads((path / "diagnoser.json").read_text())
+    assert meta["fitted_text_readout"] == "heads"
+    meta["fitted_text_readout"] = "linear"
+    (path / "diagnoser.json").write_text(json.dumps(meta))
+    with pytest.raises(WeightsError, match="a familiarity head has no linear readout"):
+        LossDiagnoser.load(path)
+    with pytest.raises(NotCovered, match="a familiarity head has no linear readout"):
+        NumpyDiagnoser.load(path)
