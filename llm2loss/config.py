@@ -98,7 +98,7 @@ class DiagnoserSettings(_Strict):
     #: Cap on each fit's epochs; early stopping on a validation slice usually ends it first (the
     #: text fits of SpamAssassin v1/v2, planted slices and BBC News, and the synthetic tuning sets
     #: of benchmarks/tune_core.py, stop before 60; the image benchmark's rank-mlp heads at
-    #: 152-265, its linear heads run to the cap). A lower cap stops small sets (a few steps an
+    #: 143-265 on its three audit sets, its linear heads run to the cap). A lower cap stops small sets (a few steps an
     #: epoch) with their validation score still rising; it was 60 while phrases were read by the
     #: heads themselves, whose close attribute signs the longer fits turned
     #: (`llm2loss.diagnoser.readout`, benchmarks/RESULTS.md `## Image`).
